@@ -1,0 +1,226 @@
+//! One host's run: connect, probe, plan, then apply phase by phase. Everything here blocks and
+//! runs on tokio's blocking pool; the host's state moves in and out of each task, so no lock is
+//! shared between hosts.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+
+use super::context;
+use super::Prepared;
+use crate::facts::{self, Facts, SystemFacts};
+use crate::inventory::Host;
+use crate::plan::{self, Action, Change, Payload, PlannedStep, StepReport};
+use crate::report::HostBar;
+use crate::roles::model::ServiceSpec;
+use crate::roles::{self, Resource, Step};
+use crate::shell::{self, Privilege};
+use crate::transport::{Connection, KnownHosts, SshOptions, TransportError};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum HostState {
+    Running,
+    Failed(String),
+    Unreachable(String),
+}
+
+pub struct HostRun {
+    pub host: Host,
+    pub conn: Option<Connection>,
+    pub state: HostState,
+    pub plan: Vec<PlannedStep>,
+    pub facts: Option<Facts>,
+    pub ok: u32,
+    pub changed: u32,
+    pub skipped: u32,
+    pub steps: Vec<StepReport>,
+    /// Output of an ad hoc command (`sparkboot exec`).
+    pub output: Option<crate::transport::Output>,
+    notified: BTreeSet<String>,
+    started: BTreeSet<String>,
+    services: BTreeMap<String, (u32, ServiceSpec)>,
+    /// Handler name -> service, shared read-only by every host.
+    handlers: Arc<BTreeMap<String, String>>,
+    pub bar: HostBar,
+}
+
+impl HostRun {
+    pub fn new(host: Host, handlers: Arc<BTreeMap<String, String>>, bar: HostBar) -> Self {
+        HostRun {
+            host,
+            conn: None,
+            state: HostState::Running,
+            plan: Vec::new(),
+            facts: None,
+            ok: 0,
+            changed: 0,
+            skipped: 0,
+            steps: Vec::new(),
+            output: None,
+            notified: BTreeSet::new(),
+            started: BTreeSet::new(),
+            services: BTreeMap::new(),
+            handlers,
+            bar,
+        }
+    }
+
+    pub fn alive(&self) -> bool {
+        self.state == HostState::Running
+    }
+
+    fn fail_transport(&mut self, e: TransportError) {
+        self.conn = None;
+        self.state = if e.is_unreachable() { HostState::Unreachable(e.to_string()) } else { HostState::Failed(e.to_string()) };
+    }
+
+    pub fn connect(&mut self, opts: &SshOptions, known: &KnownHosts) {
+        self.bar.set("connecting");
+        match Connection::open(&self.host, opts, known) {
+            Ok(c) => self.conn = Some(c),
+            Err(e) => self.fail_transport(e),
+        }
+    }
+
+    /// Runs a script as root on the open connection.
+    pub fn run(&mut self, script: &str, stdin: Option<&Payload>) -> Option<crate::transport::Output> {
+        let conn = self.conn.as_ref()?;
+        let result = match stdin {
+            None => conn.run(script, Privilege::Root, None),
+            Some(Payload::Bytes(b)) => conn.run(script, Privilege::Root, Some(b)),
+            Some(Payload::LocalFile(p)) => conn.run_with_file(script, Privilege::Root, p),
+        };
+        match result {
+            Ok(out) => Some(out),
+            Err(e) => {
+                self.fail_transport(e);
+                None
+            }
+        }
+    }
+
+    /// One round trip: the composite probe, then evaluation and planning, all local.
+    pub fn probe_and_plan(&mut self, prep: &Prepared) {
+        self.bar.set("gathering facts");
+        let ctx_for = |facts: &SystemFacts, host: &Host| context::build(&prep.config, &prep.inventory, host, facts, &prep.extra);
+        // Paths do not depend on facts, so the probe can be listed from a fact-less evaluation.
+        let listing = match roles::evaluate(&prep.eval, &prep.roles, self.host.role.as_str(), &self.host.name, &ctx_for(&SystemFacts::default(), &self.host)) {
+            Ok(steps) => steps,
+            Err(e) => return self.state = HostState::Failed(e.to_string()),
+        };
+        let request = plan::probe_request(&listing, prep.diff);
+        let Some(out) = self.run(&shell::probe::script(&request), None) else { return };
+        let facts = match facts::parse(&request, &out.stdout) {
+            Ok(f) => f,
+            Err(e) => {
+                let stderr = prep.options.redactor.redact(out.stderr.trim());
+                return self.state = HostState::Failed(format!("{}: {e}; stderr: {stderr}", self.host.name));
+            }
+        };
+        let steps: Vec<Step> = match roles::evaluate(&prep.eval, &prep.roles, self.host.role.as_str(), &self.host.name, &ctx_for(&facts.system, &self.host)) {
+            Ok(s) => s,
+            Err(e) => return self.state = HostState::Failed(e.to_string()),
+        };
+        for s in &steps {
+            if let Resource::Service(spec) = &s.resource {
+                self.services.insert(spec.name.clone(), (s.phase, spec.clone()));
+            }
+        }
+        self.skipped = (listing.len().saturating_sub(steps.len())) as u32;
+        match plan::plan(&steps, &facts, &prep.options) {
+            Ok(p) => self.plan = p,
+            Err(e) => self.state = HostState::Failed(format!("{}: {e}", self.host.name)),
+        }
+        self.facts = Some(facts);
+    }
+
+    /// Applies (or, in check mode, only records) this phase's steps, then its handlers.
+    pub fn apply_phase(&mut self, phase: u32, check: bool) {
+        let steps: Vec<PlannedStep> = self.plan.iter().filter(|s| s.phase == phase).cloned().collect();
+        for step in steps {
+            if !self.alive() {
+                self.skipped += 1;
+                continue;
+            }
+            self.bar.set(&step.name);
+            match &step.action {
+                Action::Unchanged(_) => self.ok += 1,
+                Action::Change(change) => {
+                    if !check && !self.apply_change(&step, change) {
+                        continue;
+                    }
+                    self.changed += 1;
+                    self.notified.extend(step.notify.iter().cloned());
+                    if let Some(svc) = &change.starts_service {
+                        self.started.insert(svc.clone());
+                    }
+                }
+            }
+            self.steps.push(step.report());
+        }
+        self.run_handlers(phase, check);
+    }
+
+    fn apply_change(&mut self, step: &PlannedStep, change: &Change) -> bool {
+        let Some(out) = self.run(&change.script, change.stdin.as_ref()) else { return false };
+        if out.success() {
+            return true;
+        }
+        let detail = out.stderr.trim().lines().rev().take(6).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ");
+        self.state = HostState::Failed(format!(
+            "step {:?} (role {}) failed with exit status {}: {}",
+            step.name, step.role, out.exit_status, detail
+        ));
+        false
+    }
+
+    /// Restarts each notified service whose step is in this phase, once, unless this run just
+    /// started it (then it already runs with the new configuration).
+    fn run_handlers(&mut self, phase: u32, check: bool) {
+        let systemd = self.facts.as_ref().is_some_and(|f| f.system.systemd);
+        let due: Vec<(String, ServiceSpec)> = self
+            .notified
+            .iter()
+            .filter_map(|h| self.handler_service(h))
+            .filter(|(_, (p, _))| *p == phase)
+            .map(|(name, (_, spec))| (name, spec))
+            .collect();
+        for (name, spec) in due {
+            let handlers = self.handlers.clone();
+            self.notified.retain(|h| handlers.get(h) != Some(&name));
+            if !self.alive() || self.started.contains(&name) {
+                continue;
+            }
+            self.bar.set(&format!("restart {name}"));
+            let step = PlannedStep {
+                role: "handler".into(),
+                phase,
+                name: format!("Restart {name}"),
+                notify: vec![],
+                action: Action::Change(Change {
+                    reason: format!("restart {name}: its configuration or binaries changed"),
+                    script: plan::restart_script(&spec, systemd),
+                    stdin: None,
+                    diff: None,
+                    starts_service: None,
+                }),
+            };
+            if let Action::Change(c) = &step.action {
+                if !check && !self.apply_change(&step, &c.clone()) {
+                    continue;
+                }
+            }
+            self.changed += 1;
+            self.started.insert(name);
+            self.steps.push(step.report());
+        }
+    }
+
+    fn handler_target(&self, handler: &str) -> Option<&str> {
+        self.handlers.get(handler).map(String::as_str)
+    }
+
+    fn handler_service(&self, handler: &str) -> Option<(String, (u32, ServiceSpec))> {
+        let svc = self.handler_target(handler)?;
+        self.services.get(svc).map(|s| (svc.to_string(), s.clone()))
+    }
+}

@@ -1,0 +1,152 @@
+//! Command-line definitions only: what the user can type. Turning these flags into a resolved
+//! configuration happens in `config`, and doing the work in the command modules, so this file
+//! stays a readable reference of the interface.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "sparkboot", version, about = "Converge a Spark standalone cluster over SSH")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags shared by every command that talks to the cluster.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
+    /// sparkboot.toml to read; a missing default file means built-in defaults.
+    #[arg(long, default_value = "sparkboot.toml", global = true)]
+    pub config: PathBuf,
+    /// Inventory: a static TOML file (for example .sparkboot/lab/inventory.toml).
+    #[arg(long, short = 'i', global = true)]
+    pub inventory: Option<String>,
+    /// Only these hosts: comma-separated names, addresses, `master` or `workers`.
+    #[arg(long, global = true)]
+    pub limit: Option<String>,
+    /// How many hosts to work on at once.
+    #[arg(long, global = true)]
+    pub forks: Option<usize>,
+    /// Print one JSON object on stdout instead of the human report.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Refuse hosts whose key is not yet in known_hosts (default: record new keys).
+    #[arg(long, global = true)]
+    pub strict: bool,
+    /// More detail: each step's reason, and remote output on failure.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Bring every host to the state roles/ describes.
+    Converge(ConvergeArgs),
+    /// Show the discovered hosts.
+    Inventory(InventoryArgs),
+    /// Run an ad hoc command on every host (or --limit).
+    Exec(ExecArgs),
+    /// Log in to one host through the pinned host keys.
+    Ssh(SshArgs),
+    /// Manage local lab nodes (isolated namespaces with real sshd).
+    Lab(LabArgs),
+    /// Internal: init process of a lab node. Not for direct use.
+    #[command(hide = true, name = "lab-init")]
+    LabInit(LabInitArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ConvergeArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Change nothing; print what would change.
+    #[arg(long)]
+    pub check: bool,
+    /// Show unified diffs of files (secrets redacted).
+    #[arg(long)]
+    pub diff: bool,
+    /// Roles to apply, in order (default: the config's `roles`).
+    #[arg(long, value_delimiter = ',')]
+    pub roles: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ExecArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Run through sudo when the login user is not root.
+    #[arg(long)]
+    pub sudo: bool,
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct SshArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Host name, address or `master`.
+    pub host: String,
+    /// Optional command to run instead of a login shell.
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LabArgs {
+    /// Directory holding all lab state: keys, inventory, node file systems.
+    #[arg(long, default_value = ".sparkboot/lab", global = true)]
+    pub dir: PathBuf,
+    #[command(subcommand)]
+    pub command: LabCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LabCommand {
+    /// Create (or complete) a lab of one master and N workers. Idempotent.
+    Up {
+        #[arg(long, default_value_t = 2)]
+        workers: usize,
+        /// Do not build or serve the lab's Spark tarball.
+        #[arg(long)]
+        no_spark: bool,
+        /// Loopback address of the master (default 127.100.0.2); workers take the next ones and
+        /// the Spark server takes .255.254 of the same /16. Lets parallel labs use own ranges.
+        #[arg(long)]
+        first_address: Option<String>,
+    },
+    /// Add one worker node, optionally at a given loopback address.
+    Add {
+        #[arg(long)]
+        address: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Remove one node (its processes, mounts and files).
+    Remove { name: String },
+    /// Stop one node's sshd (the node stays up): a fault for tests.
+    Stop { name: String },
+    /// Start one node's sshd again.
+    Start { name: String },
+    /// Show the nodes and whether their sshd is running.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Tear down everything the lab started.
+    Down,
+}
+
+#[derive(Debug, Args)]
+pub struct LabInitArgs {
+    /// Node directory (holds the node's script and file systems).
+    pub node_dir: PathBuf,
+}

@@ -1,0 +1,64 @@
+//! `sparkboot converge`: load and validate everything, then run the engine and report.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::apply::{self, Prepared, Settings};
+use crate::cli::ConvergeArgs;
+use crate::error::{Error, EXIT_CHANGES_PENDING, EXIT_HOST_FAILED};
+use crate::plan::PlanOptions;
+use crate::report::{Progress, RunReport};
+use crate::roles::{EvalContext, Library};
+
+use super::Target;
+
+pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Usage(format!("cannot start the async runtime: {e}")))
+}
+
+pub fn run(args: &ConvergeArgs) -> Result<ExitCode, Error> {
+    let started = Instant::now();
+    let target = Target::resolve(&args.common)?;
+    let selected = target.inventory.select(args.common.limit.as_deref())?;
+    let names = if args.roles.is_empty() { target.config.roles.clone() } else { args.roles.clone() };
+    let library = Library { roles_dir: target.config.roles_dir.clone(), templates_dir: target.config.templates_dir.clone() };
+    let roles = library.load_roles(&names)?;
+    let eval = EvalContext::new(&library, &roles)?;
+    let (forks, keep_sessions, note) = apply::plan_concurrency(target.config.forks, selected.len());
+    if let Some(n) = note {
+        eprintln!("sparkboot: note: {n}");
+    }
+    let settings = Settings { check: args.check, forks, max_handshakes: target.config.max_handshakes, keep_sessions };
+    let options = PlanOptions { diff: args.diff, ..PlanOptions::default() };
+    let known = Arc::new(target.known_hosts);
+    let prep = Arc::new(Prepared {
+        config: target.config,
+        inventory: target.inventory,
+        roles,
+        eval,
+        options,
+        extra: serde_json::json!({}),
+        diff: args.diff,
+    });
+    let progress = Progress::new(!args.common.json);
+    let runs = runtime()?.block_on(apply::converge(prep, known, settings, &selected, &progress));
+    progress.clear();
+    let report = RunReport::new("converge", args.check, started.elapsed(), apply::recap(runs));
+    if args.common.json {
+        println!("{}", report.to_json());
+    } else {
+        print!("{}", report.to_text(args.common.verbose, args.diff));
+    }
+    let s = &report.summary;
+    Ok(ExitCode::from(if s.failed > 0 || s.unreachable > 0 {
+        EXIT_HOST_FAILED
+    } else if args.check && s.changed > 0 {
+        EXIT_CHANGES_PENDING
+    } else {
+        0
+    }))
+}

@@ -1,0 +1,75 @@
+//! `sparkboot exec -- CMD`: run an ad hoc command on every selected host, in parallel, over the
+//! same pinned, pooled sessions the engine uses.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use crate::apply::{self, HostRun, HostState, Prepared, Settings};
+use crate::cli::ExecArgs;
+use crate::error::{Error, EXIT_HOST_FAILED};
+use crate::plan::PlanOptions;
+use crate::report::Progress;
+use crate::roles::EvalContext;
+use crate::shell::{self, Privilege};
+
+use super::Target;
+
+pub fn run(args: &ExecArgs) -> Result<ExitCode, Error> {
+    let target = Target::resolve(&args.common)?;
+    let selected = target.inventory.select(args.common.limit.as_deref())?;
+    let command = shell::join(&args.command);
+    let privilege = if args.sudo { Privilege::Root } else { Privilege::AsLogin };
+    let (forks, keep_sessions, note) = apply::plan_concurrency(target.config.forks, selected.len());
+    if let Some(n) = note {
+        eprintln!("sparkboot: note: {n}");
+    }
+    let settings = Settings { check: false, forks, max_handshakes: target.config.max_handshakes, keep_sessions };
+    let known = Arc::new(target.known_hosts);
+    let prep = Arc::new(Prepared {
+        eval: EvalContext::empty(),
+        roles: Vec::new(),
+        options: PlanOptions::default(),
+        extra: serde_json::Value::Null,
+        diff: false,
+        config: target.config,
+        inventory: target.inventory,
+    });
+    let progress = Progress::new(false);
+    let runs: Vec<HostRun> = prep
+        .inventory
+        .hosts()
+        .filter(|h| selected.contains(&h.name))
+        .map(|h| HostRun::new(h.clone(), Default::default(), progress.host(&h.name)))
+        .collect();
+    let runtime = super::converge::runtime()?;
+    let results = runtime.block_on(apply::for_each_host(runs, &prep, &known, &settings, move |run, _| {
+        let Some(conn) = run.conn.as_ref() else { return };
+        match conn.run(&command, privilege, None) {
+            Ok(out) => run.output = Some(out),
+            Err(e) => run.state = HostState::Failed(e.to_string()),
+        }
+    }));
+    let mut failed = false;
+    let mut doc = Vec::new();
+    for r in &results {
+        let (status, stdout, stderr) = match (&r.state, &r.output) {
+            (HostState::Running, Some(o)) => (Some(o.exit_status), o.stdout.clone(), o.stderr.clone()),
+            (HostState::Failed(e) | HostState::Unreachable(e), _) => (None, String::new(), e.clone()),
+            _ => (None, String::new(), String::new()),
+        };
+        failed |= status != Some(0);
+        if args.common.json {
+            doc.push(serde_json::json!({"name": r.host.name, "exit_status": status, "stdout": stdout, "stderr": stderr, "unreachable": matches!(r.state, HostState::Unreachable(_))}));
+        } else {
+            let head = match status {
+                Some(s) => format!("{} | exit {s}", r.host.name),
+                None => format!("{} | FAILED", r.host.name),
+            };
+            println!("{head}\n{}{}", stdout, if stderr.is_empty() { String::new() } else { format!("stderr: {stderr}\n") });
+        }
+    }
+    if args.common.json {
+        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"schema": 1, "hosts": doc})).unwrap_or_default());
+    }
+    Ok(ExitCode::from(if failed { EXIT_HOST_FAILED } else { 0 }))
+}

@@ -1,0 +1,44 @@
+//! The subcommands that talk to a cluster. Each resolves flags and config into what the engine
+//! needs, validating everything before the first connection.
+
+pub mod converge;
+pub mod exec;
+pub mod inventory;
+pub mod ssh;
+
+use std::path::PathBuf;
+
+use crate::cli::CommonArgs;
+use crate::config::Config;
+use crate::error::Error;
+use crate::inventory::Inventory;
+use crate::transport::KnownHosts;
+
+/// Config, inventory and known_hosts, resolved from the common flags.
+pub struct Target {
+    pub config: Config,
+    pub inventory: Inventory,
+    pub known_hosts: KnownHosts,
+}
+
+impl Target {
+    pub fn resolve(common: &CommonArgs) -> Result<Self, Error> {
+        let explicit = common.config != PathBuf::from("sparkboot.toml");
+        let mut config = Config::load(&common.config, explicit)?;
+        if let Some(forks) = common.forks {
+            if forks == 0 {
+                return Err(Error::Usage("--forks 0 would never contact a host; use 1 or more".into()));
+            }
+            config.forks = forks;
+        }
+        let spec = common.inventory.clone().or_else(|| config.inventory.clone()).ok_or_else(|| {
+            Error::Usage(format!(
+                "no inventory: pass --inventory FILE or set `inventory` in {} (a lab writes .sparkboot/lab/inventory.toml)",
+                config.path.display()
+            ))
+        })?;
+        let inventory = crate::inventory::load(&spec)?;
+        let known_hosts = KnownHosts::new(config.known_hosts_path(), common.strict);
+        Ok(Target { config, inventory, known_hosts })
+    }
+}

@@ -1,0 +1,42 @@
+//! The one error type at the top, and the exit-code contract.
+//!
+//! Library modules return their own typed errors; this type wraps them so `main` can print one
+//! sentence and pick the documented exit code:
+//! 0 everything converged, 1 bad usage or config (caught before any connection),
+//! 2 a host failed or was unreachable, 3 `--check` found pending changes.
+
+use std::process::ExitCode;
+
+use thiserror::Error;
+
+use crate::config::ConfigError;
+use crate::inventory::InventoryError;
+use crate::roles::RoleError;
+use crate::lab::LabError;
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_USAGE: u8 = 1;
+pub const EXIT_HOST_FAILED: u8 = 2;
+pub const EXIT_CHANGES_PENDING: u8 = 3;
+
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Inventory(#[from] InventoryError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Role(#[from] RoleError),
+    #[error(transparent)]
+    Lab(#[from] LabError),
+}
+
+impl Error {
+    pub fn exit_code(&self) -> ExitCode {
+        ExitCode::from(match self {
+            Error::Usage(_) | Error::Inventory(_) | Error::Config(_) | Error::Role(_) | Error::Lab(_) => EXIT_USAGE,
+        })
+    }
+}

@@ -1,0 +1,270 @@
+//! Pure parsers for the composite probe's output. No I/O here: tests feed captured text.
+
+use std::collections::BTreeMap;
+
+use base64::Engine;
+
+use super::{FactError, Facts, PathFact, ProbeRequest, ServiceFact, SystemFacts, UserFact};
+use crate::shell::probe::MARK;
+
+/// Splits the output into `(kind, index) -> body` sections.
+fn sections(output: &str) -> BTreeMap<(String, usize), String> {
+    let mut map = BTreeMap::new();
+    let mut current: Option<(String, usize)> = None;
+    let mut body = String::new();
+    for line in output.lines() {
+        if let Some(rest) = line.strip_prefix(MARK) {
+            if let Some(key) = current.take() {
+                map.insert(key, std::mem::take(&mut body));
+            }
+            let mut parts = rest.split_whitespace();
+            let kind = parts.next().unwrap_or_default().to_string();
+            let index = parts.next().and_then(|i| i.parse().ok()).unwrap_or(0);
+            current = Some((kind, index));
+        } else if current.is_some() {
+            body.push_str(line);
+            body.push('\n');
+        }
+    }
+    if let Some(key) = current {
+        map.insert(key, body);
+    }
+    map
+}
+
+pub fn parse(request: &ProbeRequest, output: &str) -> Result<Facts, FactError> {
+    let secs = sections(output);
+    let get = |kind: &str, i: usize| -> Result<&str, FactError> {
+        secs.get(&(kind.to_string(), i))
+            .map(String::as_str)
+            .ok_or_else(|| FactError::MissingSection(format!("{kind} {i}")))
+    };
+    let mut facts = Facts { system: parse_system(get("system", 0)?)?, ..Facts::default() };
+    for (i, path) in request.paths.iter().enumerate() {
+        facts.paths.insert(path.clone(), parse_path(get("path", i)?)?);
+    }
+    for (i, user) in request.users.iter().enumerate() {
+        facts.users.insert(user.clone(), parse_passwd(get("user", i)?)?);
+    }
+    for (i, group) in request.groups.iter().enumerate() {
+        facts.groups.insert(group.clone(), parse_group(get("group", i)?)?);
+    }
+    for (i, pkg) in request.packages.iter().enumerate() {
+        facts.packages.insert(pkg.clone(), get("package", i)?.trim() == "installed");
+    }
+    for (i, name) in request.services.keys().enumerate() {
+        facts.services.insert(name.clone(), parse_service(get("service", i)?));
+    }
+    for (i, guard) in request.guards.iter().enumerate() {
+        let text = get("guard", i)?.trim();
+        let status = text.parse().map_err(|_| bad("guard", format!("exit status {text:?} is not a number")))?;
+        facts.guards.insert(guard.clone(), status);
+    }
+    for (i, path) in request.contents.iter().enumerate() {
+        facts.contents.insert(path.clone(), parse_content(get("content", i)?)?);
+    }
+    for (i, user) in request.authorized_keys.iter().enumerate() {
+        facts.authorized_keys.insert(user.clone(), parse_content(get("authorized_keys", i)?)?);
+    }
+    Ok(facts)
+}
+
+fn bad(section: &str, message: String) -> FactError {
+    FactError::Bad { section: section.to_string(), message }
+}
+
+/// `key=value` lines from the system section.
+pub fn parse_system(body: &str) -> Result<SystemFacts, FactError> {
+    let mut s = SystemFacts::default();
+    for line in body.lines() {
+        let Some((key, value)) = line.split_once('=') else { continue };
+        let value = value.trim().trim_matches('"');
+        match key {
+            "os_id" => s.os_id = value.to_string(),
+            "os_version" => s.os_version = value.to_string(),
+            "arch" => s.arch = value.to_string(),
+            "cpus" => s.cpus = value.parse().unwrap_or(1),
+            "mem_kb" => s.memory_mb = value.parse::<u64>().unwrap_or(0) / 1024,
+            "uid" => s.uid = value.parse().map_err(|_| bad("system", format!("uid {value:?}")))?,
+            "hostname" => s.hostname = value.to_string(),
+            "systemd" => s.systemd = value == "1",
+            "pkg" => s.package_manager = value.to_string(),
+            "java" => s.java_major = java_major(value),
+            _ => {}
+        }
+    }
+    if s.hostname.is_empty() {
+        return Err(bad("system", "no hostname line".into()));
+    }
+    Ok(s)
+}
+
+/// Major version from the first line of `java -version`: `"17.0.15"` -> 17, `"1.8.0_392"` -> 8.
+pub fn java_major(line: &str) -> u32 {
+    let Some(start) = line.find('"') else { return 0 };
+    let version = line[start + 1..].split('"').next().unwrap_or_default();
+    let mut parts = version.split(['.', '_', '-', '+']);
+    match parts.next().and_then(|p| p.parse().ok()) {
+        Some(1) => parts.next().and_then(|p| p.parse().ok()).unwrap_or(0),
+        Some(n) => n,
+        None => 0,
+    }
+}
+
+/// One line: `absent`, `other`, `link\tTARGET`, `dir\tOWNER\tGROUP\tMODE`,
+/// `file\tOWNER\tGROUP\tMODE\tSHA256`.
+pub fn parse_path(body: &str) -> Result<PathFact, FactError> {
+    let line = body.lines().next().unwrap_or_default();
+    let fields: Vec<&str> = line.split('\t').collect();
+    let mode = |m: &str| u32::from_str_radix(m, 8).map_err(|_| bad("path", format!("mode {m:?} is not octal")));
+    match fields.as_slice() {
+        ["absent"] => Ok(PathFact::Absent),
+        ["other"] => Ok(PathFact::Other),
+        ["link", target] => Ok(PathFact::Link { target: target.to_string() }),
+        ["dir", owner, group, m] => Ok(PathFact::Dir { owner: owner.to_string(), group: group.to_string(), mode: mode(m)? }),
+        ["file", owner, group, m, sha] => Ok(PathFact::File {
+            owner: owner.to_string(),
+            group: group.to_string(),
+            mode: mode(m)?,
+            sha256: sha.to_string(),
+        }),
+        _ => Err(bad("path", format!("unexpected line {line:?}"))),
+    }
+}
+
+/// `getent passwd` output, or nothing when the user does not exist.
+pub fn parse_passwd(body: &str) -> Result<Option<UserFact>, FactError> {
+    let line = body.trim();
+    if line.is_empty() {
+        return Ok(None);
+    }
+    let f: Vec<&str> = line.split(':').collect();
+    if f.len() < 7 {
+        return Err(bad("user", format!("passwd line {line:?} has {} fields, expected 7", f.len())));
+    }
+    let num = |s: &str| s.parse().map_err(|_| bad("user", format!("{s:?} is not a number")));
+    Ok(Some(UserFact { uid: num(f[2])?, gid: num(f[3])?, home: f[5].to_string(), shell: f[6].to_string() }))
+}
+
+/// `getent group` output, or nothing when the group does not exist.
+pub fn parse_group(body: &str) -> Result<Option<u32>, FactError> {
+    let line = body.trim();
+    if line.is_empty() {
+        return Ok(None);
+    }
+    let gid = line.split(':').nth(2).and_then(|g| g.parse().ok());
+    gid.map(Some).ok_or_else(|| bad("group", format!("group line {line:?} has no gid")))
+}
+
+/// `running PID` or `stopped`.
+pub fn parse_service(body: &str) -> ServiceFact {
+    let mut words = body.split_whitespace();
+    match (words.next(), words.next()) {
+        (Some("running"), pid) => ServiceFact { running: true, pid: pid.and_then(|p| p.parse().ok()) },
+        _ => ServiceFact { running: false, pid: None },
+    }
+}
+
+/// `absent`, or `present` followed by one line of base64.
+pub fn parse_content(body: &str) -> Result<Option<String>, FactError> {
+    let mut lines = body.lines();
+    match lines.next() {
+        Some("absent") => Ok(None),
+        Some("present") => {
+            let b64: String = lines.collect();
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .map_err(|e| bad("content", format!("bad base64: {e}")))?;
+            Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+        }
+        other => Err(bad("content", format!("unexpected line {other:?}"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::facts::ServiceProbe;
+
+    // Captured from a lab node (Debian 12 userland) with `sparkboot converge -vv`.
+    const SYSTEM: &str = "os_id=debian\nos_version=\"12\"\narch=x86_64\ncpus=2\nmem_kb=24600708\nuid=0\nhostname=lab-worker-1\nsystemd=0\npkg=apt\njava=openjdk version \"17.0.15\" 2025-04-15\n";
+
+    #[test]
+    fn system_facts_from_a_debian_node() {
+        let s = parse_system(SYSTEM).expect("parses");
+        assert_eq!(s.os_id, "debian");
+        assert_eq!(s.os_version, "12");
+        assert_eq!(s.cpus, 2);
+        assert_eq!(s.memory_mb, 24024);
+        assert_eq!(s.hostname, "lab-worker-1");
+        assert!(!s.systemd);
+        assert_eq!(s.package_manager, "apt");
+        assert_eq!(s.java_major, 17);
+    }
+
+    #[test]
+    fn java_versions_old_and_new() {
+        assert_eq!(java_major("openjdk version \"17.0.15\" 2025-04-15"), 17);
+        assert_eq!(java_major("java version \"1.8.0_392\""), 8);
+        assert_eq!(java_major("openjdk version \"21\" 2023-09-19"), 21);
+        assert_eq!(java_major(""), 0);
+    }
+
+    #[test]
+    fn path_lines() {
+        assert_eq!(parse_path("absent\n").expect("absent"), PathFact::Absent);
+        assert_eq!(parse_path("link\t/opt/spark-3.5.7\n").expect("link"), PathFact::Link { target: "/opt/spark-3.5.7".into() });
+        assert_eq!(
+            parse_path("dir\tspark\tspark\t755\n").expect("dir"),
+            PathFact::Dir { owner: "spark".into(), group: "spark".into(), mode: 0o755 }
+        );
+        let f = parse_path("file\troot\troot\t600\tabc123\n").expect("file");
+        assert_eq!(f, PathFact::File { owner: "root".into(), group: "root".into(), mode: 0o600, sha256: "abc123".into() });
+        assert!(parse_path("file\troot\n").is_err());
+        assert!(parse_path("dir\troot\troot\t9z9\n").is_err());
+    }
+
+    #[test]
+    fn users_groups_and_services() {
+        let u = parse_passwd("spark:x:999:998::/var/lib/spark:/usr/sbin/nologin\n").expect("user").expect("present");
+        assert_eq!((u.uid, u.gid, u.home.as_str()), (999, 998, "/var/lib/spark"));
+        assert_eq!(parse_passwd("\n").expect("absent"), None);
+        assert_eq!(parse_group("spark:x:998:\n").expect("group"), Some(998));
+        assert_eq!(parse_group("").expect("absent"), None);
+        assert_eq!(parse_service("running 4242\n"), ServiceFact { running: true, pid: Some(4242) });
+        assert_eq!(parse_service("stopped\n"), ServiceFact { running: false, pid: None });
+    }
+
+    #[test]
+    fn whole_probe_output_maps_back_to_the_request() {
+        let mut req = ProbeRequest::default();
+        req.paths.insert("/opt/a".into());
+        req.paths.insert("/opt/b".into());
+        req.users.insert("spark".into());
+        req.services.insert(
+            "demo".into(),
+            ServiceProbe { pidfile: "/run/demo.pid".into(), cmdline_match: None, systemd_unit: None },
+        );
+        req.guards.insert("test -e /x".into());
+        req.contents.insert("/root/.ssh/authorized_keys".into());
+        let out = format!(
+            "{m}system\n{SYSTEM}{m}path 0\nabsent\n{m}path 1\ndir\troot\troot\t755\n{m}user 0\n\n{m}service 0\nrunning 7\n{m}guard 0\n1\n{m}content 0\npresent\nc3NoLWVkMjU1MTkgQUFBQSBvcAo=\n",
+            m = MARK
+        );
+        let facts = parse(&req, &out).expect("parses");
+        assert_eq!(facts.path("/opt/a"), &PathFact::Absent);
+        assert!(matches!(facts.path("/opt/b"), PathFact::Dir { .. }));
+        assert_eq!(facts.users["spark"], None);
+        assert!(facts.services["demo"].running);
+        assert_eq!(facts.guards["test -e /x"], 1);
+        assert_eq!(facts.contents["/root/.ssh/authorized_keys"].as_deref(), Some("ssh-ed25519 AAAA op\n"));
+    }
+
+    #[test]
+    fn truncated_output_names_the_missing_section() {
+        let mut req = ProbeRequest::default();
+        req.paths.insert("/opt/a".into());
+        let out = format!("{MARK}system\n{SYSTEM}");
+        assert_eq!(parse(&req, &out), Err(FactError::MissingSection("path 0".into())));
+    }
+}

@@ -1,0 +1,197 @@
+//! Where hosts come from.
+//!
+//! Every source (a static file today; Terraform outputs and the AWS API later) produces the same
+//! validated [`Inventory`], so the engine never knows or cares how a host was discovered.
+//! Validation happens here, before any connection, so a bad inventory costs no SSH traffic.
+
+pub mod static_file;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use serde::Serialize;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum InventoryError {
+    #[error("cannot read inventory {path}: {source}; pass --inventory with an existing file, or run `sparkboot lab up` to create one")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("inventory {path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("inventory {source_name}, field `{field}`: {message}")]
+    Invalid {
+        source_name: String,
+        field: String,
+        message: String,
+    },
+    #[error("--limit {0:?} matches no host in the inventory; run `sparkboot inventory` to list the names")]
+    LimitMatchesNothing(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum NodeRole {
+    Master,
+    Worker,
+}
+
+impl NodeRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeRole::Master => "master",
+            NodeRole::Worker => "worker",
+        }
+    }
+}
+
+/// One host, resolved and validated.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Host {
+    pub name: String,
+    pub address: String,
+    pub port: u16,
+    pub user: String,
+    pub identity_file: Option<PathBuf>,
+    pub jump_host: Option<String>,
+    pub role: NodeRole,
+    pub vars: BTreeMap<String, String>,
+}
+
+impl Host {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        name: String,
+        address: String,
+        port: u16,
+        user: String,
+        identity_file: Option<PathBuf>,
+        jump_host: Option<String>,
+        role: NodeRole,
+        vars: BTreeMap<String, String>,
+    ) -> Result<Self, String> {
+        let name_ok = !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !name_ok {
+            return Err(format!(
+                "host name {name:?} must be non-empty and use only letters, digits, '-', '_' or '.'"
+            ));
+        }
+        if address.is_empty() || address.chars().any(|c| c.is_whitespace()) {
+            return Err(format!("address {address:?} of host {name} must be an IP address or DNS name"));
+        }
+        if port == 0 {
+            return Err(format!("port of host {name} must be between 1 and 65535"));
+        }
+        if user.is_empty() || !user.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
+            return Err(format!("user {user:?} of host {name} is not a valid login name"));
+        }
+        Ok(Host {
+            name,
+            address,
+            port,
+            user,
+            identity_file,
+            jump_host,
+            role,
+            vars,
+        })
+    }
+
+    /// The address parsed as IP, when it is one.
+    pub fn ip(&self) -> Option<IpAddr> {
+        self.address.parse().ok()
+    }
+}
+
+/// The master and its workers, with unique names and addresses.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Inventory {
+    /// Where it came from, for messages (a file path, `terraform:DIR`, `aws:REGION`).
+    pub source: String,
+    pub master: Host,
+    pub workers: Vec<Host>,
+}
+
+impl Inventory {
+    pub fn new(source: String, master: Host, workers: Vec<Host>) -> Result<Self, InventoryError> {
+        let mut names = BTreeSet::new();
+        let mut endpoints = BTreeSet::new();
+        for (i, host) in std::iter::once(&master).chain(workers.iter()).enumerate() {
+            let field = if i == 0 { "master".to_string() } else { format!("workers[{}]", i - 1) };
+            if !names.insert(host.name.clone()) {
+                return Err(InventoryError::Invalid {
+                    source_name: source.clone(),
+                    field: format!("{field}.name"),
+                    message: format!("host name {:?} appears twice; every host needs its own name", host.name),
+                });
+            }
+            if !endpoints.insert((host.address.clone(), host.port)) {
+                return Err(InventoryError::Invalid {
+                    source_name: source.clone(),
+                    field: format!("{field}.address"),
+                    message: format!(
+                        "{}:{} is listed twice; each host needs its own address",
+                        host.address, host.port
+                    ),
+                });
+            }
+        }
+        Ok(Inventory { source, master, workers })
+    }
+
+    /// Master first, then workers in inventory order.
+    pub fn hosts(&self) -> impl Iterator<Item = &Host> {
+        std::iter::once(&self.master).chain(self.workers.iter())
+    }
+
+    pub fn find(&self, name: &str) -> Option<&Host> {
+        if name == "master" {
+            return Some(&self.master);
+        }
+        self.hosts().find(|h| h.name == name || h.address == name)
+    }
+
+    /// Names selected by a comma-separated `--limit` (host names, addresses, `master` or
+    /// `workers`). `None` selects every host.
+    pub fn select(&self, limit: Option<&str>) -> Result<BTreeSet<String>, InventoryError> {
+        let Some(limit) = limit else {
+            return Ok(self.hosts().map(|h| h.name.clone()).collect());
+        };
+        let mut selected = BTreeSet::new();
+        for pattern in limit.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let before = selected.len();
+            match pattern {
+                "workers" => selected.extend(self.workers.iter().map(|h| h.name.clone())),
+                _ => {
+                    if let Some(h) = self.find(pattern) {
+                        selected.insert(h.name.clone());
+                    }
+                }
+            }
+            if selected.len() == before && !selected.iter().any(|n| self.find(pattern).is_some_and(|h| &h.name == n)) {
+                return Err(InventoryError::LimitMatchesNothing(pattern.to_string()));
+            }
+        }
+        Ok(selected)
+    }
+}
+
+/// Loads an inventory from `--inventory` (or the config's `inventory`). Today that is a static
+/// TOML file; `terraform:DIR` and `aws` sources plug in here.
+pub fn load(spec: &str) -> Result<Inventory, InventoryError> {
+    if let Some(kind) = ["terraform", "aws"].iter().find(|k| spec == **k || spec.starts_with(&format!("{k}:"))) {
+        return Err(InventoryError::Invalid {
+            source_name: spec.to_string(),
+            field: "--inventory".into(),
+            message: format!("the {kind} source is not available in this build; pass a static inventory file"),
+        });
+    }
+    let path = std::path::Path::new(spec);
+    static_file::InventoryFile::load(path)?.into_inventory(path)
+}

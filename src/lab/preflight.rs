@@ -1,0 +1,151 @@
+//! Checks done before the lab touches anything, so a missing tool or a bad address is one clear
+//! sentence instead of a half-created node.
+//!
+//! Address checks enforce the network-safety rule: a lab address must be loopback (127.0.0.0/8),
+//! and a free one: we try to bind a TCP listener on it, which sends no packet anywhere.
+
+use std::io;
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+
+use super::LabError;
+
+/// The PATH the lab's own processes run with, and the directories searched for its tools.
+pub const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// The host directories every node overlays; the lab dir cannot live below them.
+pub const OVERLAID: [&str; 4] = ["/etc", "/opt", "/var", "/srv"];
+
+pub fn require_root() -> Result<(), LabError> {
+    // SAFETY: geteuid has no preconditions and touches no memory.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(LabError::NotRoot);
+    }
+    Ok(())
+}
+
+/// Finds an executable in the caller's PATH, then in the standard system directories.
+pub fn find_tool(tool: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let caller = std::env::var("PATH").unwrap_or_default();
+    caller
+        .split(':')
+        .chain(SYSTEM_PATH.split(':'))
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join(tool))
+        .find(|p| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+}
+
+fn require_tool(tool: &str, install: &str) -> Result<PathBuf, LabError> {
+    find_tool(tool).ok_or_else(|| LabError::MissingTool {
+        tool: tool.to_string(),
+        install: install.to_string(),
+    })
+}
+
+/// Absolute paths of the host tools that creating or driving nodes needs.
+#[derive(Debug, Clone)]
+pub struct Tools {
+    pub unshare: PathBuf,
+    pub nsenter: PathBuf,
+}
+
+/// Everything `lab up` / `lab add` need: root, util-linux, OpenSSH, sudo, passwd, overlayfs.
+pub fn require_node_tools() -> Result<Tools, LabError> {
+    require_root()?;
+    let unshare = require_tool("unshare", "install util-linux (apt-get install util-linux)")?;
+    let nsenter = require_tool("nsenter", "install util-linux (apt-get install util-linux)")?;
+    if !Path::new("/usr/sbin/sshd").is_file() {
+        return Err(LabError::MissingTool {
+            tool: "/usr/sbin/sshd".into(),
+            install: "install the OpenSSH server (apt-get install openssh-server)".into(),
+        });
+    }
+    require_tool("ssh-keygen", "install the OpenSSH client (apt-get install openssh-client)")?;
+    require_tool("sudo", "install sudo (apt-get install sudo) so that ec2-user gets passwordless sudo")?;
+    require_tool("useradd", "install the passwd package (apt-get install passwd)")?;
+    let filesystems = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
+    if !filesystems.lines().any(|l| l.split_whitespace().last() == Some("overlay")) {
+        return Err(LabError::NoOverlay);
+    }
+    Ok(Tools { unshare, nsenter })
+}
+
+/// What `lab stop` / `lab start` need: root and nsenter.
+pub fn require_nsenter() -> Result<PathBuf, LabError> {
+    require_root()?;
+    require_tool("nsenter", "install util-linux (apt-get install util-linux)")
+}
+
+/// python3 for building (pip download) and serving the Spark tarball.
+pub fn require_python() -> Result<PathBuf, LabError> {
+    require_tool(
+        "python3",
+        "install Python 3 (apt-get install python3 python3-pip) or run `lab up --no-spark`",
+    )
+}
+
+/// Refuses a lab dir below a directory that nodes overlay: the overlay would contain its own
+/// upper dir, which the kernel rejects.
+pub fn check_dir_location(dir: &Path) -> Result<(), LabError> {
+    for overlaid in OVERLAID {
+        if dir.starts_with(overlaid) {
+            return Err(LabError::DirInsideOverlay {
+                dir: dir.to_path_buf(),
+                overlaid: overlaid.to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Parses an address and enforces the network-safety rule (loopback only) before any I/O.
+pub fn parse_loopback(text: &str) -> Result<Ipv4Addr, LabError> {
+    let address: Ipv4Addr = text.trim().parse().map_err(|_| LabError::BadAddress {
+        address: text.to_string(),
+    })?;
+    let [first, ..] = address.octets();
+    let edge = address == Ipv4Addr::new(127, 0, 0, 0) || address == Ipv4Addr::new(127, 255, 255, 255);
+    if first != 127 || edge {
+        return Err(LabError::NotLoopback {
+            address: text.to_string(),
+        });
+    }
+    Ok(address)
+}
+
+/// Fails when something already listens on `address:port` (binding sends no packet).
+pub fn check_port_free(address: Ipv4Addr, port: u16) -> Result<(), LabError> {
+    match TcpListener::bind((address, port)) {
+        Ok(listener) => {
+            drop(listener);
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => Err(LabError::AddressInUse {
+            address: address.to_string(),
+            port,
+        }),
+        Err(e) => Err(LabError::io("bind a test listener on", Path::new(&format!("{address}:{port}")), e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_addresses_pass() {
+        assert_eq!(parse_loopback("127.100.1.4").ok(), Some(Ipv4Addr::new(127, 100, 1, 4)));
+        assert!(matches!(parse_loopback("10.0.0.5"), Err(LabError::NotLoopback { .. })));
+        assert!(matches!(parse_loopback("192.168.1.1"), Err(LabError::NotLoopback { .. })));
+        assert!(matches!(parse_loopback("127.255.255.255"), Err(LabError::NotLoopback { .. })));
+        assert!(matches!(parse_loopback("lab-host"), Err(LabError::BadAddress { .. })));
+    }
+
+    #[test]
+    fn lab_dir_must_not_be_overlaid() {
+        assert!(check_dir_location(Path::new("/var/tmp/lab")).is_err());
+        assert!(check_dir_location(Path::new("/etc2/lab")).is_ok());
+        assert!(check_dir_location(Path::new("/work/x/.sparkboot/lab")).is_ok());
+    }
+}

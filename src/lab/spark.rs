@@ -1,0 +1,362 @@
+//! Spark for the lab: a Spark-shaped release tarball built from the PyPI `pyspark` sdist and
+//! served over HTTP from a lab (loopback) address, so that `converge` runs its real download and
+//! checksum path without the internet.
+//!
+//! The sdist carries a Spark distribution under `pyspark-X/deps/`; we copy its `bin/`, `sbin/`
+//! and `jars/` into `spark-X-bin-hadoop3/`, add an empty `conf/` and a `RELEASE` file, and write
+//! the `.sha512` beside it in the one-line format of recent Apache releases. The result is built
+//! once and cached outside the lab dir (`$SPARKBOOT_CACHE`, default /var/cache/sparkboot), so
+//! `lab down` leaves nothing behind yet the next `lab up` is fast. Output is written under a
+//! temporary name and renamed, checksum last, so an interrupted build never looks finished.
+
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::os::fd::AsRawFd;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
+use flate2::Compression;
+use sha2::{Digest, Sha512};
+
+use super::preflight::{self, SYSTEM_PATH};
+use super::procs;
+use super::state::SparkServer;
+use super::{LabError, LabPaths};
+
+pub const VERSION: &str = "3.5.7";
+pub const PACKAGE: &str = "bin-hadoop3";
+pub const PORT: u16 = 8000;
+/// Fixed mtime for the entries we add, so that two builds give byte-identical tarballs.
+const MTIME: u64 = 1_758_142_800;
+
+pub fn tarball_name() -> String {
+    format!("spark-{VERSION}-{PACKAGE}.tgz")
+}
+
+/// `$SPARKBOOT_CACHE`, or /var/cache/sparkboot.
+pub fn cache_dir() -> PathBuf {
+    std::env::var_os("SPARKBOOT_CACHE")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/sparkboot"))
+}
+
+/// The server's address: .255.254 of the lab's /16 (127.100.255.254 by default).
+pub fn server_address(first: Ipv4Addr) -> Ipv4Addr {
+    let [a, b, _, _] = first.octets();
+    Ipv4Addr::new(a, b, 255, 254)
+}
+
+/// Makes sure the tarball and its .sha512 exist in the cache; returns the directory to serve.
+/// A lock serialises concurrent builders (parallel tests); the loser finds the work done.
+pub fn ensure_tarball(python: &Path) -> Result<PathBuf, LabError> {
+    let cache = cache_dir();
+    let out_dir = cache.join("lab-spark");
+    let tarball = out_dir.join(tarball_name());
+    let checksum = out_dir.join(format!("{}.sha512", tarball_name()));
+    std::fs::create_dir_all(&out_dir).map_err(|e| LabError::io("create the Spark cache dir", &out_dir, e))?;
+    let lock_path = out_dir.join(".build.lock");
+    let lock = File::create(&lock_path).map_err(|e| LabError::io("create", &lock_path, e))?;
+    // SAFETY: flock on a descriptor we own; released when `lock` is dropped.
+    if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        return Err(LabError::io("lock", &lock_path, io::Error::last_os_error()));
+    }
+    if tarball.is_file() && checksum.is_file() {
+        return Ok(out_dir);
+    }
+    let sdist = ensure_sdist(python, &cache)?;
+    eprintln!("lab: building {} from {} (once; cached in {})", tarball_name(), sdist.display(), out_dir.display());
+    let build_err = |message: String| LabError::SparkBuild {
+        sdist: sdist.clone(),
+        message,
+    };
+    let tmp = out_dir.join(format!(".{}.{}.tmp", tarball_name(), std::process::id()));
+    let result = (|| -> io::Result<String> {
+        let input = BufReader::with_capacity(1 << 20, File::open(&sdist)?);
+        let output = HashingWriter::new(BufWriter::with_capacity(1 << 20, File::create(&tmp)?));
+        let output = build(input, output)?;
+        let (file, digest) = output.finish()?;
+        file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        Ok(digest)
+    })();
+    let digest = result.map_err(|e| {
+        let _ = std::fs::remove_file(&tmp);
+        build_err(e.to_string())
+    })?;
+    std::fs::rename(&tmp, &tarball).map_err(|e| LabError::io("rename into place", &tarball, e))?;
+    let line = format!("{digest}  {}\n", tarball_name());
+    super::state::write_atomic(&checksum, line.as_bytes(), 0o644)?;
+    Ok(out_dir)
+}
+
+/// Finds the sdist in `<cache>/pypi/`, downloading it with pip when it is missing.
+fn ensure_sdist(python: &Path, cache: &Path) -> Result<PathBuf, LabError> {
+    let pypi = cache.join("pypi");
+    let sdist = pypi.join(format!("pyspark-{VERSION}.tar.gz"));
+    if sdist.is_file() {
+        return Ok(sdist);
+    }
+    eprintln!("lab: downloading pyspark=={VERSION} from PyPI into {}", pypi.display());
+    let output = Command::new(python)
+        .args(["-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-d"])
+        .arg(&pypi)
+        .arg(format!("pyspark=={VERSION}"))
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| LabError::io("run pip download into", &pypi, e))?;
+    if output.status.success() && sdist.is_file() {
+        return Ok(sdist);
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    Err(LabError::CommandFailed {
+        command: format!("python3 -m pip download pyspark=={VERSION}"),
+        what: sdist.display().to_string(),
+        detail: format!(
+            "{}; install pip (apt-get install python3-pip) or place the sdist there by hand",
+            stderr.lines().last().unwrap_or("no output").trim()
+        ),
+    })
+}
+
+/// A writer that hashes what passes through it (the .sha512 is computed while writing).
+pub struct HashingWriter<W: Write> {
+    inner: W,
+    hasher: Sha512,
+}
+
+impl<W: Write> HashingWriter<W> {
+    pub fn new(inner: W) -> Self {
+        HashingWriter { inner, hasher: Sha512::new() }
+    }
+    pub fn finish(mut self) -> io::Result<(W, String)> {
+        self.inner.flush()?;
+        Ok((self.inner, hex::encode(self.hasher.finalize())))
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn dir_header() -> tar::Header {
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Directory);
+    header.set_mode(0o755);
+    header.set_size(0);
+    header.set_mtime(MTIME);
+    header.set_uid(0);
+    header.set_gid(0);
+    header
+}
+
+/// Streams the sdist (gzip tar) into a Spark-shaped gzip tar; returns the output writer.
+pub fn build<R: Read, W: Write>(sdist: R, out: W) -> io::Result<W> {
+    let top = format!("spark-{VERSION}-{PACKAGE}");
+    let deps = PathBuf::from(format!("pyspark-{VERSION}")).join("deps");
+    let mut builder = tar::Builder::new(GzEncoder::new(out, Compression::fast()));
+    for dir in ["", "bin", "sbin", "jars", "conf"] {
+        builder.append_data(&mut dir_header(), Path::new(&top).join(dir), io::empty())?;
+    }
+    let release = format!(
+        "Spark {VERSION} built for Hadoop 3\n\
+         Repackaged by `sparkboot lab` from PyPI pyspark-{VERSION}.tar.gz (bin, sbin and jars only).\n"
+    );
+    let mut header = tar::Header::new_gnu();
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_mode(0o644);
+    header.set_size(release.len() as u64);
+    header.set_mtime(MTIME);
+    builder.append_data(&mut header, Path::new(&top).join("RELEASE"), release.as_bytes())?;
+
+    let mut archive = tar::Archive::new(GzDecoder::new(sdist));
+    let mut copied = 0usize;
+    for entry in archive.entries()? {
+        let mut entry = entry?;
+        let path = entry.path()?.into_owned();
+        let Ok(rest) = path.strip_prefix(&deps) else { continue };
+        let kind = rest.components().next().map(|c| c.as_os_str().to_string_lossy().into_owned());
+        let Some(kind) = kind.filter(|k| matches!(k.as_str(), "bin" | "sbin" | "jars")) else {
+            continue;
+        };
+        let target = Path::new(&top).join(rest);
+        let executable = kind != "jars";
+        let source = entry.header();
+        let mut header = tar::Header::new_gnu();
+        header.set_mtime(source.mtime().unwrap_or(MTIME));
+        header.set_uid(0);
+        header.set_gid(0);
+        match source.entry_type() {
+            tar::EntryType::Directory if rest.components().count() > 1 => {
+                builder.append_data(&mut dir_header(), &target, io::empty())?;
+            }
+            tar::EntryType::Regular | tar::EntryType::Continuous => {
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_mode(if executable { 0o755 } else { 0o644 });
+                header.set_size(entry.size());
+                builder.append_data(&mut header, &target, &mut entry)?;
+                copied += 1;
+            }
+            tar::EntryType::Symlink => {
+                if let Some(link) = entry.link_name()? {
+                    header.set_entry_type(tar::EntryType::Symlink);
+                    header.set_mode(0o777);
+                    header.set_size(0);
+                    builder.append_link(&mut header, &target, link)?;
+                }
+            }
+            _ => {}
+        }
+    }
+    if copied == 0 {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("no files under {}/{{bin,sbin,jars}}", deps.display()),
+        ));
+    }
+    builder.into_inner()?.finish()
+}
+
+fn is_server(address: Ipv4Addr, directory: &Path) -> impl Fn(&[String]) -> bool {
+    let (address, directory) = (address.to_string(), directory.to_string_lossy().into_owned());
+    move |args| {
+        args.iter().any(|a| a == "http.server")
+            && args.windows(2).any(|w| w[0] == "--bind" && w[1] == address)
+            && args.windows(2).any(|w| w[0] == "--directory" && w[1] == directory)
+    }
+}
+
+/// True when the recorded server still runs (checked by command line, not just by PID).
+pub fn server_alive(server: &SparkServer) -> bool {
+    procs::runs(server.pid, is_server(server.address, &server.directory))
+}
+
+/// Starts `python3 -m http.server` on the lab address (detached, logging to http.log) and
+/// waits until it accepts connections.
+pub fn start_server(paths: &LabPaths, python: &Path, first: Ipv4Addr, directory: &Path) -> Result<SparkServer, LabError> {
+    let address = server_address(first);
+    let log = paths.http_log();
+    let server_err = |message: String| LabError::SparkServer {
+        address: address.to_string(),
+        port: PORT,
+        message,
+        log: log.clone(),
+    };
+    if let Err(LabError::AddressInUse { .. }) = preflight::check_port_free(address, PORT) {
+        return Err(server_err(
+            "that address and port are already in use by another process (stop it, or give this lab another range with --first-address)".into(),
+        ));
+    }
+    let out = File::create(&log).map_err(|e| LabError::io("create", &log, e))?;
+    let err = out.try_clone().map_err(|e| LabError::io("open", &log, e))?;
+    let mut command = Command::new(python);
+    command
+        .args(["-m", "http.server", &PORT.to_string(), "--bind", &address.to_string(), "--directory"])
+        .arg(directory)
+        .env("PATH", format!("{}:{SYSTEM_PATH}", std::env::var("PATH").unwrap_or_default()))
+        .current_dir("/")
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err);
+    // SAFETY: setsid is async-signal-safe; the server must outlive this command.
+    unsafe {
+        command.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
+    let mut child = command.spawn().map_err(|e| server_err(e.to_string()))?;
+    let pid = child.id();
+    let up = procs::wait_until(Duration::from_secs(20), || {
+        TcpStream::connect_timeout(&SocketAddr::from((address, PORT)), Duration::from_millis(200)).is_ok()
+            || matches!(child.try_wait(), Ok(Some(_)))
+    });
+    if !up || !procs::alive(pid) {
+        procs::signal(pid, libc::SIGKILL);
+        let _ = child.wait();
+        return Err(server_err(format!("it did not accept connections ({})", super::node::tail(&log, 2))));
+    }
+    Ok(SparkServer {
+        address,
+        port: PORT,
+        pid,
+        directory: directory.to_path_buf(),
+        url: format!("http://{address}:{PORT}/{}", tarball_name()),
+    })
+}
+
+/// The URL template for a sparkboot config (`{version}` and `{package}` are filled by it).
+pub fn url_template(server: &SparkServer) -> String {
+    format!("http://{}:{}/spark-{{version}}-{{package}}.tgz", server.address, server.port)
+}
+
+/// Ends the recorded server if it is still the process we started.
+pub fn stop_server(server: &SparkServer) -> Result<(), LabError> {
+    if server_alive(server) {
+        procs::kill_and_wait(server.pid, "the lab's Spark HTTP server")?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fake_sdist() -> Vec<u8> {
+        let mut builder = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
+        let files = [
+            ("pyspark-3.5.7/deps/bin/spark-submit", 0o644),
+            ("pyspark-3.5.7/deps/sbin/spark-daemon.sh", 0o644),
+            ("pyspark-3.5.7/deps/jars/spark-core.jar", 0o644),
+            ("pyspark-3.5.7/deps/examples/skip.py", 0o644),
+            ("pyspark-3.5.7/setup.py", 0o644),
+        ];
+        for (path, mode) in files {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(3);
+            header.set_mode(mode);
+            builder.append_data(&mut header, path, &b"abc"[..]).expect("append");
+        }
+        builder.into_inner().expect("tar").finish().expect("gz")
+    }
+
+    #[test]
+    fn builds_a_spark_shaped_tarball_with_run_bits_and_checksum() {
+        let sdist = fake_sdist();
+        let out = build(&sdist[..], HashingWriter::new(Vec::new())).expect("build");
+        let (bytes, digest) = out.finish().expect("finish");
+        assert_eq!(digest, hex::encode(Sha512::digest(&bytes)));
+        let mut archive = tar::Archive::new(GzDecoder::new(&bytes[..]));
+        let mut seen = Vec::new();
+        for entry in archive.entries().expect("entries") {
+            let entry = entry.expect("entry");
+            let mode = entry.header().mode().expect("mode");
+            seen.push((entry.path().expect("path").display().to_string(), mode));
+        }
+        let find = |p: &str| seen.iter().find(|(path, _)| path.trim_end_matches('/') == p).map(|(_, m)| *m);
+        assert_eq!(find("spark-3.5.7-bin-hadoop3/bin/spark-submit"), Some(0o755));
+        assert_eq!(find("spark-3.5.7-bin-hadoop3/sbin/spark-daemon.sh"), Some(0o755));
+        assert_eq!(find("spark-3.5.7-bin-hadoop3/jars/spark-core.jar"), Some(0o644));
+        assert!(find("spark-3.5.7-bin-hadoop3/conf").is_some());
+        assert!(find("spark-3.5.7-bin-hadoop3/RELEASE").is_some());
+        assert!(!seen.iter().any(|(p, _)| p.contains("examples") || p.contains("setup.py")));
+        let again = build(&sdist[..], HashingWriter::new(Vec::new())).expect("build").finish().expect("finish");
+        assert_eq!(again.1, digest, "two builds must be byte-identical");
+    }
+
+    #[test]
+    fn server_address_is_the_top_of_the_lab_range() {
+        assert_eq!(server_address(Ipv4Addr::new(127, 100, 0, 2)), Ipv4Addr::new(127, 100, 255, 254));
+    }
+}

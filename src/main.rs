@@ -1,0 +1,46 @@
+//! sparkboot: converge a Spark standalone cluster over SSH after `terraform apply`.
+//!
+//! `main` only parses flags, calls [`run`] and maps the result to a documented exit code.
+
+mod apply;
+mod cli;
+mod commands;
+mod config;
+mod error;
+mod facts;
+mod inventory;
+mod lab;
+mod plan;
+mod report;
+mod roles;
+mod shell;
+mod transport;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+use error::Error;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("sparkboot: error: {err}");
+            err.exit_code()
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode, Error> {
+    match cli.command {
+        Command::Lab(args) => lab::run(&args),
+        Command::LabInit(args) => lab::init::run(&args.node_dir),
+        Command::Converge(args) => commands::converge::run(&args),
+        Command::Inventory(args) => commands::inventory::run(&args),
+        Command::Exec(args) => commands::exec::run(&args),
+        Command::Ssh(args) => commands::ssh::run(&args),
+    }
+}

@@ -1,0 +1,246 @@
+//! Roles and templates: loading, validation and per-host evaluation.
+//!
+//! Both are embedded in the binary (so a copied `sparkboot` works on its own) and a user
+//! directory overrides them file by file (`roles_dir`, `templates_dir` in sparkboot.toml), which
+//! is how users bring their own Spark config without forking sparkboot.
+
+mod eval;
+pub mod model;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use include_dir::{include_dir, Dir};
+use thiserror::Error;
+
+pub use eval::{evaluate, handler_map, EvalContext, Resource, Step};
+use model::RoleFile;
+
+static EMBEDDED_ROLES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/roles");
+static EMBEDDED_TEMPLATES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/templates");
+
+#[derive(Debug, Error)]
+pub enum RoleError {
+    #[error("role {0:?} not found: no roles/{0}/role.toml in the override directory or built into sparkboot")]
+    NotFound(String),
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("role file {file} is not valid: {message}")]
+    Parse { file: String, message: String },
+    #[error("role file {file}, step {step:?}: {message}")]
+    Invalid { file: String, step: String, message: String },
+    #[error("template {name:?} not found under the templates override directory or built into sparkboot")]
+    TemplateNotFound { name: String },
+    #[error("role {role}, step {step:?}, on {host}: {message}")]
+    Render { role: String, step: String, host: String, message: String },
+}
+
+/// A loaded role: its name, where it came from (for messages) and its parsed file.
+#[derive(Debug, Clone)]
+pub struct Role {
+    pub name: String,
+    pub file: String,
+    pub data: RoleFile,
+}
+
+/// Where roles and templates are read from.
+#[derive(Debug, Clone, Default)]
+pub struct Library {
+    pub roles_dir: Option<PathBuf>,
+    pub templates_dir: Option<PathBuf>,
+}
+
+impl Library {
+    /// Loads and validates the named roles, in order.
+    pub fn load_roles(&self, names: &[String]) -> Result<Vec<Role>, RoleError> {
+        let mut roles = Vec::with_capacity(names.len());
+        for name in names {
+            let (file, text) = self.role_text(name)?;
+            let data: RoleFile = toml::from_str(&text).map_err(|e| RoleError::Parse { file: file.clone(), message: e.to_string() })?;
+            let role = Role { name: name.clone(), file, data };
+            validate(&role)?;
+            roles.push(role);
+        }
+        let handlers: BTreeSet<&str> = roles.iter().flat_map(|r| r.data.handlers.iter().map(|h| h.name.as_str())).collect();
+        for role in &roles {
+            for step in &role.data.steps {
+                if let Some(missing) = step.notify.iter().find(|n| !handlers.contains(n.as_str())) {
+                    return Err(RoleError::Invalid {
+                        file: role.file.clone(),
+                        step: step.name.clone(),
+                        message: format!("notifies {missing:?}, but no loaded role defines a handler by that name"),
+                    });
+                }
+            }
+        }
+        Ok(roles)
+    }
+
+    fn role_text(&self, name: &str) -> Result<(String, String), RoleError> {
+        if name.is_empty() || name.contains('/') || name.starts_with('.') {
+            return Err(RoleError::NotFound(name.to_string()));
+        }
+        if let Some(dir) = &self.roles_dir {
+            let path = dir.join(name).join("role.toml");
+            if path.exists() {
+                let text = std::fs::read_to_string(&path).map_err(|source| RoleError::Read { path: path.clone(), source })?;
+                return Ok((path.display().to_string(), text));
+            }
+        }
+        let rel = format!("{name}/role.toml");
+        let file = EMBEDDED_ROLES.get_file(&rel).ok_or_else(|| RoleError::NotFound(name.to_string()))?;
+        let text = file.contents_utf8().ok_or_else(|| RoleError::Parse { file: rel.clone(), message: "not UTF-8".into() })?;
+        Ok((format!("roles/{rel} (built in)"), text.to_string()))
+    }
+
+    /// The text of a template, from the override directory first.
+    pub fn template_text(&self, name: &str) -> Result<String, RoleError> {
+        let not_found = || RoleError::TemplateNotFound { name: name.to_string() };
+        if name.contains("..") {
+            return Err(not_found());
+        }
+        if let Some(dir) = &self.templates_dir {
+            let path = dir.join(name);
+            if path.exists() {
+                return std::fs::read_to_string(&path).map_err(|source| RoleError::Read { path, source });
+            }
+        }
+        EMBEDDED_TEMPLATES
+            .get_file(name)
+            .and_then(|f| f.contents_utf8())
+            .map(str::to_string)
+            .ok_or_else(not_found)
+    }
+}
+
+fn check_path(p: &str) -> Result<(), String> {
+    if p.contains('\n') || p.contains('\t') {
+        return Err(format!("path {p:?} contains a newline or tab"));
+    }
+    // Paths may be templates; they are checked again after rendering.
+    if !p.starts_with('/') && !p.starts_with("{{") {
+        return Err(format!("path {p:?} must be absolute"));
+    }
+    Ok(())
+}
+
+fn check_mode(m: &str) -> Result<(), String> {
+    let ok = (3..=4).contains(&m.len()) && u32::from_str_radix(m, 8).is_ok_and(|v| v <= 0o7777);
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("mode {m:?} must be octal, like \"0644\""))
+    }
+}
+
+fn validate(role: &Role) -> Result<(), RoleError> {
+    let err = |step: &str, message: String| RoleError::Invalid { file: role.file.clone(), step: step.to_string(), message };
+    for h in &role.data.hosts {
+        if h != "master" && h != "worker" {
+            return Err(err("(role)", format!("hosts entry {h:?} must be \"master\" or \"worker\"")));
+        }
+    }
+    for s in &role.data.steps {
+        let kinds = [
+            s.package.is_some(),
+            s.group.is_some(),
+            s.user.is_some(),
+            s.directory.is_some(),
+            s.file.is_some(),
+            s.download.is_some(),
+            s.symlink.is_some(),
+            s.authorized_key.is_some(),
+            s.service.is_some(),
+            s.command.is_some(),
+        ];
+        let count = kinds.iter().filter(|k| **k).count();
+        if count != 1 {
+            return Err(err(&s.name, format!("names {count} resources; a step must name exactly one (package, group, user, directory, file, download, symlink, authorized_key, service or command)")));
+        }
+        let mut paths = Vec::new();
+        if let Some(d) = &s.directory {
+            paths.push(&d.path);
+            check_mode(&d.mode).map_err(|m| err(&s.name, m))?;
+        }
+        if let Some(f) = &s.file {
+            paths.push(&f.path);
+            check_mode(&f.mode).map_err(|m| err(&s.name, m))?;
+            if f.template.is_some() == f.content.is_some() {
+                return Err(err(&s.name, "a file needs exactly one of `template` or `content`".into()));
+            }
+        }
+        if let Some(d) = &s.download {
+            paths.push(&d.dest);
+            if d.source != "url" && d.source != "push" {
+                return Err(err(&s.name, format!("download source {:?} must be \"url\" or \"push\"", d.source)));
+            }
+        }
+        if let Some(l) = &s.symlink {
+            paths.push(&l.path);
+        }
+        if let Some(svc) = &s.service {
+            paths.push(&svc.pidfile);
+        }
+        for p in paths {
+            check_path(p).map_err(|m| err(&s.name, m))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn write_role(dir: &Path, name: &str, text: &str) {
+        std::fs::create_dir_all(dir.join(name)).expect("mkdir");
+        std::fs::write(dir.join(name).join("role.toml"), text).expect("write");
+    }
+
+    fn load(text: &str) -> Result<Vec<Role>, RoleError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write_role(dir.path(), "t", text);
+        Library { roles_dir: Some(dir.path().to_path_buf()), templates_dir: None }.load_roles(&["t".into()])
+    }
+
+    #[test]
+    fn unknown_field_is_rejected_naming_the_file() {
+        let err = load("[[step]]\nname = \"x\"\ndirectory = { path = \"/x\", mod = \"0755\" }\n").expect_err("typo");
+        let msg = err.to_string();
+        assert!(msg.contains("role.toml") && msg.contains("mod"), "{msg}");
+    }
+
+    #[test]
+    fn a_step_needs_exactly_one_resource() {
+        let err = load("[[step]]\nname = \"two\"\ndirectory = { path = \"/x\" }\nsymlink = { path = \"/y\", target = \"/x\" }\n")
+            .expect_err("two");
+        assert!(err.to_string().contains("names 2 resources"), "{err}");
+    }
+
+    #[test]
+    fn bad_mode_and_relative_path_are_rejected() {
+        assert!(load("[[step]]\nname = \"m\"\ndirectory = { path = \"/x\", mode = \"rwx\" }\n").is_err());
+        assert!(load("[[step]]\nname = \"p\"\ndirectory = { path = \"x\" }\n").is_err());
+    }
+
+    #[test]
+    fn notify_must_name_a_handler() {
+        let err = load("[[step]]\nname = \"f\"\nnotify = [\"restart nothing\"]\ndirectory = { path = \"/x\" }\n").expect_err("notify");
+        assert!(err.to_string().contains("restart nothing"), "{err}");
+    }
+
+    #[test]
+    fn embedded_roles_all_load() {
+        let lib = Library::default();
+        let names: Vec<String> = EMBEDDED_ROLES.dirs().map(|d| d.path().display().to_string()).collect();
+        assert!(!names.is_empty());
+        lib.load_roles(&names).expect("every built-in role is valid");
+    }
+
+    #[test]
+    fn unknown_role_is_a_clear_error() {
+        let err = Library::default().load_roles(&["nope".into()]).expect_err("missing");
+        assert!(err.to_string().contains("\"nope\" not found"), "{err}");
+    }
+}

@@ -1,0 +1,97 @@
+//! The composite fact probe: one POSIX sh script that answers every question a host's plan
+//! asks, printed as marked sections that `facts::parse` reads back.
+
+use std::fmt::Write as _;
+
+use super::quote;
+use crate::facts::ProbeRequest;
+
+/// Starts each section of the probe's output. Chosen so no real file or command output begins
+/// with it by accident.
+pub const MARK: &str = "@@sparkboot:";
+
+const PRELUDE: &str = r#"export LC_ALL=C
+sb_path() { if [ -L "$1" ]; then printf 'link\t%s\n' "$(readlink -- "$1")"; elif [ -d "$1" ]; then stat -c 'dir	%U	%G	%a' -- "$1"; elif [ -f "$1" ]; then printf '%s\t%s\n' "$(stat -c 'file	%U	%G	%a' -- "$1")" "$(sha256sum < "$1" | cut -d' ' -f1)"; elif [ -e "$1" ]; then echo other; else echo absent; fi; }
+sb_pkg() { if command -v dpkg-query >/dev/null 2>&1; then case "$(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null)" in ii*) echo installed;; *) echo missing;; esac; elif command -v rpm >/dev/null 2>&1; then rpm -q "$1" >/dev/null 2>&1 && echo installed || echo missing; else echo missing; fi; }
+sb_pid() { pid=$(cat "$1" 2>/dev/null); if [ -n "$pid" ] && [ -r "/proc/$pid/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" && { [ -z "$2" ] || tr '\0' ' ' < "/proc/$pid/cmdline" | grep -qF -- "$2"; }; then echo "running $pid"; else echo stopped; fi; }
+sb_unit() { if systemctl is-active --quiet "$1" 2>/dev/null; then echo "running $(systemctl show -p MainPID --value "$1")"; else echo stopped; fi; }
+sb_content() { if [ -f "$1" ]; then echo present; base64 -w0 < "$1"; echo; else echo absent; fi; }
+"#;
+
+const SYSTEM: &str = r#"( . /etc/os-release 2>/dev/null; echo "os_id=$ID"; echo "os_version=$VERSION_ID" )
+echo "arch=$(uname -m)"
+echo "cpus=$(nproc 2>/dev/null || echo 1)"
+awk '/^MemTotal:/ {print "mem_kb=" $2}' /proc/meminfo
+echo "uid=$(id -u)"
+echo "hostname=$(hostname)"
+if [ -d /run/systemd/system ]; then echo systemd=1; else echo systemd=0; fi
+if command -v apt-get >/dev/null 2>&1; then echo pkg=apt; elif command -v dnf >/dev/null 2>&1; then echo pkg=dnf; elif command -v yum >/dev/null 2>&1; then echo pkg=yum; else echo pkg=none; fi
+if command -v java >/dev/null 2>&1; then echo "java=$(java -version 2>&1 | head -n 1)"; fi
+"#;
+
+/// Builds the probe script for one host.
+pub fn script(request: &ProbeRequest) -> String {
+    let mut s = String::with_capacity(4096);
+    s.push_str(PRELUDE);
+    let _ = writeln!(s, "echo '{MARK}system 0'");
+    s.push_str(SYSTEM);
+    let mut section = |kind: &str, i: usize, call: String| {
+        let _ = writeln!(s, "echo '{MARK}{kind} {i}'; {call}");
+    };
+    for (i, p) in request.paths.iter().enumerate() {
+        section("path", i, format!("sb_path {}", quote(p)));
+    }
+    for (i, u) in request.users.iter().enumerate() {
+        section("user", i, format!("getent passwd {} || true", quote(u)));
+    }
+    for (i, g) in request.groups.iter().enumerate() {
+        section("group", i, format!("getent group {} || true", quote(g)));
+    }
+    for (i, p) in request.packages.iter().enumerate() {
+        section("package", i, format!("sb_pkg {}", quote(p)));
+    }
+    for (i, probe) in request.services.values().enumerate() {
+        let call = match &probe.systemd_unit {
+            // Units are checked only where systemd runs; elsewhere the pidfile tells.
+            Some(unit) => format!(
+                "if [ -d /run/systemd/system ]; then sb_unit {}; else sb_pid {} {}; fi",
+                quote(unit),
+                quote(&probe.pidfile),
+                quote(probe.cmdline_match.as_deref().unwrap_or_default())
+            ),
+            None => format!(
+                "sb_pid {} {}",
+                quote(&probe.pidfile),
+                quote(probe.cmdline_match.as_deref().unwrap_or_default())
+            ),
+        };
+        section("service", i, call);
+    }
+    for (i, g) in request.guards.iter().enumerate() {
+        section("guard", i, format!("( {g} ) >/dev/null 2>&1; echo $?"));
+    }
+    for (i, p) in request.contents.iter().enumerate() {
+        section("content", i, format!("sb_content {}", quote(p)));
+    }
+    for (i, u) in request.authorized_keys.iter().enumerate() {
+        let call = format!("h=$(getent passwd {} | cut -d: -f6); if [ -n \"$h\" ]; then sb_content \"$h/.ssh/authorized_keys\"; else echo absent; fi", quote(u));
+        section("authorized_keys", i, call);
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_requested_item_gets_a_quoted_section() {
+        let mut req = ProbeRequest::default();
+        req.paths.insert("/opt/my dir".into());
+        req.users.insert("spark".into());
+        let s = script(&req);
+        assert!(s.contains("echo '@@sparkboot:path 0'; sb_path '/opt/my dir'"), "{s}");
+        assert!(s.contains("echo '@@sparkboot:user 0'; getent passwd spark || true"));
+        assert!(s.contains("echo '@@sparkboot:system 0'"));
+    }
+}

@@ -1,0 +1,265 @@
+//! One authenticated, host-key-verified SSH session, and running scripts over it.
+
+use std::io::{ErrorKind, Read};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use ssh2::{HostKeyType, MethodType, Session};
+
+use super::jump::{self, JumpSpec};
+use crate::shell::{self, Privilege};
+use super::{KnownHosts, SshOptions, TransportError};
+use crate::inventory::Host;
+
+/// What a remote command printed and how it ended.
+#[derive(Debug, Clone)]
+pub struct Output {
+    pub exit_status: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Output {
+    pub fn success(&self) -> bool {
+        self.exit_status == 0
+    }
+}
+
+/// An open session to one host. Dropping it closes the connection.
+pub struct Connection {
+    session: Session,
+    host_name: String,
+    login_is_root: bool,
+    command_timeout: Duration,
+    // Keeps the jump host's forwarding thread alive as long as this session.
+    _jump: Option<jump::Bridge>,
+}
+
+// Prefer key types every modern sshd has and libssh2 verifies quickly; the order is also what
+// makes the pinned key stable from run to run.
+const HOST_KEY_PREFS: &str = "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256,ssh-rsa";
+
+fn key_type_name(kind: HostKeyType) -> &'static str {
+    match kind {
+        HostKeyType::Ed25519 => "ssh-ed25519",
+        HostKeyType::Ecdsa256 => "ecdsa-sha2-nistp256",
+        HostKeyType::Ecdsa384 => "ecdsa-sha2-nistp384",
+        HostKeyType::Ecdsa521 => "ecdsa-sha2-nistp521",
+        HostKeyType::Rsa => "ssh-rsa",
+        HostKeyType::Dss => "ssh-dss",
+        HostKeyType::Unknown => "unknown",
+    }
+}
+
+/// Why one attempt failed, and whether trying again can help.
+enum Attempt {
+    Retry(String),
+    Fatal(TransportError),
+}
+
+impl Connection {
+    /// Connects, retrying refused or dropped connections with backoff and jitter until the
+    /// deadline; host-key and authentication failures are final at once.
+    pub fn open(host: &Host, opts: &SshOptions, known_hosts: &KnownHosts) -> Result<Self, TransportError> {
+        let started = Instant::now();
+        let mut attempts = 0u32;
+        let mut backoff = Duration::from_millis(200);
+        loop {
+            attempts += 1;
+            match Self::try_open(host, opts, known_hosts) {
+                Ok(conn) => return Ok(conn),
+                Err(Attempt::Fatal(e)) => return Err(e),
+                Err(Attempt::Retry(last)) => {
+                    let waited = started.elapsed();
+                    if waited + backoff > opts.retry_deadline {
+                        return Err(TransportError::Unreachable {
+                            host: host.name.clone(),
+                            endpoint: format!("{}:{}", host.address, host.port),
+                            attempts,
+                            waited_secs: waited.as_secs(),
+                            last,
+                        });
+                    }
+                    let jitter = rand::thread_rng().gen_range(0.5..1.5);
+                    std::thread::sleep(backoff.mul_f64(jitter));
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+            }
+        }
+    }
+
+    fn try_open(host: &Host, opts: &SshOptions, known_hosts: &KnownHosts) -> Result<Self, Attempt> {
+        let ssh_err = |context: &str, e: ssh2::Error| {
+            Attempt::Fatal(TransportError::Ssh {
+                host: host.name.clone(),
+                context: context.to_string(),
+                message: e.to_string(),
+            })
+        };
+        let mut session = Session::new().map_err(|e| ssh_err("creating a session", e))?;
+        let bridge = match &host.jump_host {
+            Some(spec) => {
+                let spec = JumpSpec::parse(spec, host).map_err(Attempt::Fatal)?;
+                let jump_host = spec.as_host(host);
+                let jump_conn = Connection::try_open(&jump_host, opts, known_hosts)?;
+                let (stream, bridge) = jump::open(jump_conn.session, &host.address, host.port)
+                    .map_err(|e| Attempt::Retry(format!("through jump host {}: {e}", spec.address)))?;
+                session.set_tcp_stream(stream);
+                Some(bridge)
+            }
+            None => {
+                let tcp = connect_tcp(&host.address, host.port, opts.connect_timeout).map_err(Attempt::Retry)?;
+                session.set_tcp_stream(tcp);
+                None
+            }
+        };
+        session.set_timeout(duration_ms(opts.connect_timeout));
+        session
+            .method_pref(MethodType::HostKey, HOST_KEY_PREFS)
+            .map_err(|e| ssh_err("setting host key preferences", e))?;
+        // A handshake that fails is usually sshd still starting, or MaxStartups dropping us.
+        session.handshake().map_err(|e| Attempt::Retry(format!("SSH handshake failed: {e}")))?;
+        let (key, kind) = session
+            .host_key()
+            .ok_or_else(|| Attempt::Retry("the server sent no host key".into()))?;
+        let key_b64 = {
+            use base64::Engine;
+            base64::engine::general_purpose::STANDARD.encode(key)
+        };
+        known_hosts
+            .verify(&host.address, host.port, key_type_name(kind), &key_b64)
+            .map_err(|e| Attempt::Fatal(e.into()))?;
+        authenticate(&session, host, opts).map_err(Attempt::Fatal)?;
+        session.set_keepalive(true, opts.keepalive.as_secs().max(1) as u32);
+        Ok(Connection {
+            session,
+            host_name: host.name.clone(),
+            login_is_root: host.user == "root",
+            command_timeout: opts.command_timeout,
+            _jump: bridge,
+        })
+    }
+
+    pub fn login_is_root(&self) -> bool {
+        self.login_is_root
+    }
+
+    /// Runs `script` with `sh -c` (through sudo for `Privilege::Root` when the login user is not
+    /// root), feeding `stdin` if given. Secrets belong in `stdin`, never in `script`.
+    pub fn run(&self, script: &str, privilege: Privilege, stdin: Option<&[u8]>) -> Result<Output, TransportError> {
+        let command = shell::wrap(script, privilege, self.login_is_root);
+        let mut bytes = stdin;
+        self.exec_raw(&command, bytes.as_mut().map(|b| b as &mut dyn Read))
+    }
+
+    fn exec_raw(&self, command: &str, stdin: Option<&mut dyn Read>) -> Result<Output, TransportError> {
+        let started = Instant::now();
+        let err = |context: &str, e: &dyn std::fmt::Display| {
+            let message = e.to_string();
+            if message.contains("Timed out") || message.contains("timed out") {
+                TransportError::Timeout {
+                    host: self.host_name.clone(),
+                    what: context.to_string(),
+                    secs: self.command_timeout.as_secs(),
+                }
+            } else {
+                TransportError::Ssh {
+                    host: self.host_name.clone(),
+                    context: context.to_string(),
+                    message,
+                }
+            }
+        };
+        // libssh2's timeout bounds each blocking call; the whole command is bounded by checking
+        // the elapsed time between reads.
+        self.session.set_timeout(duration_ms(self.command_timeout));
+        let _ = self.session.keepalive_send();
+        let mut channel = self.session.channel_session().map_err(|e| err("opening a channel", &e))?;
+        channel.exec(command).map_err(|e| err("starting a command", &e))?;
+        if let Some(data) = stdin {
+            std::io::copy(data, &mut channel).map_err(|e| err("sending input", &e))?;
+        }
+        channel.send_eof().map_err(|e| err("closing input", &e))?;
+        let mut stdout = Vec::new();
+        let mut buf = [0u8; 32 * 1024];
+        loop {
+            match channel.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => stdout.extend_from_slice(&buf[..n]),
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(err("reading output", &e)),
+            }
+            if started.elapsed() > self.command_timeout {
+                return Err(err("a command", &"timed out"));
+            }
+        }
+        let mut stderr = Vec::new();
+        channel.stderr().read_to_end(&mut stderr).map_err(|e| err("reading errors", &e))?;
+        channel.wait_close().map_err(|e| err("closing the channel", &e))?;
+        let exit_status = channel.exit_status().map_err(|e| err("reading the exit status", &e))?;
+        Ok(Output {
+            exit_status,
+            stdout: String::from_utf8_lossy(&stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+        })
+    }
+
+    /// Streams a local file into a remote command's stdin (used to push large files) without
+    /// holding it in memory.
+    pub fn run_with_file(&self, script: &str, privilege: Privilege, local: &Path) -> Result<Output, TransportError> {
+        let mut file = std::fs::File::open(local).map_err(|e| TransportError::Ssh {
+            host: self.host_name.clone(),
+            context: format!("reading {}", local.display()),
+            message: e.to_string(),
+        })?;
+        let command = shell::wrap(script, privilege, self.login_is_root);
+        self.exec_raw(&command, Some(&mut file))
+    }
+}
+
+fn duration_ms(d: Duration) -> u32 {
+    u32::try_from(d.as_millis()).unwrap_or(u32::MAX)
+}
+
+fn connect_tcp(address: &str, port: u16, timeout: Duration) -> Result<TcpStream, String> {
+    let addrs = (address, port)
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {address}: {e}"))?;
+    let mut last = format!("{address} resolved to no address");
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(tcp) => {
+                let _ = tcp.set_nodelay(true);
+                return Ok(tcp);
+            }
+            Err(e) => last = format!("connect to {addr}: {e}"),
+        }
+    }
+    Err(last)
+}
+
+fn authenticate(session: &Session, host: &Host, opts: &SshOptions) -> Result<(), TransportError> {
+    let mut tried = Vec::new();
+    if let Some(key) = &host.identity_file {
+        tried.push(format!("key {}", key.display()));
+        if session.userauth_pubkey_file(&host.user, None, key, None).is_ok() {
+            return Ok(());
+        }
+    }
+    if opts.use_agent && std::env::var_os("SSH_AUTH_SOCK").is_some() {
+        tried.push("ssh-agent".into());
+        if session.userauth_agent(&host.user).is_ok() && session.authenticated() {
+            return Ok(());
+        }
+    }
+    if tried.is_empty() {
+        tried.push("nothing: no identity_file and no ssh-agent".into());
+    }
+    Err(TransportError::Auth {
+        host: host.name.clone(),
+        user: host.user.clone(),
+        tried: tried.join(", "),
+    })
+}
