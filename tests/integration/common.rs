@@ -1,0 +1,130 @@
+//! Shared harness: a lab per test (its own directory and loopback range, so tests run in
+//! parallel), the sparkboot binary, and small helpers to read its JSON.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_sparkboot");
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// Runs sparkboot with `args` and returns its output (never panics on a non-zero exit).
+pub fn sparkboot<I, S>(args: I) -> Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    Command::new(BIN).args(args).output().expect("run sparkboot")
+}
+
+pub fn text(out: &Output) -> String {
+    format!("status: {:?}\nstdout:\n{}\nstderr:\n{}", out.status.code(), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+pub fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", text(out)))
+}
+
+pub fn require_root() {
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc_geteuid() };
+    assert_eq!(euid, 0, "these integration tests create lab nodes with namespaces and must run as root (CI does)");
+}
+
+extern "C" {
+    #[link_name = "geteuid"]
+    fn libc_geteuid() -> u32;
+}
+
+/// A lab that is torn down when dropped, even when the test fails.
+pub struct Lab {
+    pub dir: tempfile::TempDir,
+    pub first_address: String,
+}
+
+impl Lab {
+    /// `slot` picks a private /16 (127.<slot>.0.0) so parallel tests never share an address.
+    pub fn up(slot: u8, workers: usize) -> Lab {
+        require_root();
+        let dir = tempfile::Builder::new().prefix("sparkboot-test-").tempdir().expect("tempdir");
+        let lab = Lab { dir, first_address: format!("127.{slot}.0.2") };
+        let out = lab.lab(&["up", "--workers", &workers.to_string(), "--no-spark", "--first-address", &lab.first_address]);
+        assert!(out.status.success(), "lab up failed:\n{}", text(&out));
+        lab
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn lab_dir(&self) -> PathBuf {
+        self.path().join("lab")
+    }
+
+    pub fn inventory(&self) -> PathBuf {
+        self.lab_dir().join("inventory.toml")
+    }
+
+    pub fn lab(&self, args: &[&str]) -> Output {
+        let dir = self.lab_dir();
+        let mut all = vec!["lab", "--dir", dir.to_str().expect("utf-8 path")];
+        all.extend_from_slice(args);
+        sparkboot(all)
+    }
+
+    /// Writes a sparkboot.toml for this test: the fixture roles, state kept in the test's dir.
+    pub fn config(&self, name: &str, body: &str) -> PathBuf {
+        let fx = fixtures();
+        let text = format!(
+            "roles_dir = {:?}\ntemplates_dir = {:?}\n{body}\n[cluster]\nstate_dir = {:?}\n",
+            fx.join("roles"),
+            fx.join("templates"),
+            self.path().join("state"),
+        );
+        let path = self.path().join(name);
+        std::fs::write(&path, text).expect("write config");
+        path
+    }
+
+    /// `sparkboot <cmd> --config C --inventory I <args>`.
+    pub fn run(&self, cmd: &str, config: &Path, args: &[&str]) -> Output {
+        let mut all = vec![cmd.to_string(), "--config".into(), config.display().to_string(), "--inventory".into(), self.inventory().display().to_string()];
+        all.extend(args.iter().map(|s| s.to_string()));
+        sparkboot(all)
+    }
+
+    /// Runs a shell command on one node through `sparkboot exec` and returns its stdout.
+    pub fn sh(&self, config: &Path, host: &str, script: &str) -> String {
+        let out = self.run("exec", config, &["--limit", host, "--json", "--", "sh", "-c", script]);
+        let doc = json(&out);
+        let h = &doc["hosts"][0];
+        assert_eq!(h["exit_status"], 0, "`{script}` on {host} failed:\n{}", text(&out));
+        h["stdout"].as_str().unwrap_or_default().to_string()
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let out = self.lab(&["down"]);
+        if !out.status.success() {
+            eprintln!("lab down failed:\n{}", text(&out));
+        }
+    }
+}
+
+/// Per-host counters from a converge `--json` report.
+pub fn counts(doc: &Value) -> Vec<(String, u64, u64, u64, u64)> {
+    doc["hosts"]
+        .as_array()
+        .expect("hosts array")
+        .iter()
+        .map(|h| {
+            let n = |k: &str| h[k].as_u64().unwrap_or_else(|| panic!("{k} missing in {h}"));
+            (h["name"].as_str().unwrap_or_default().to_string(), n("ok"), n("changed"), n("failed"), n("unreachable"))
+        })
+        .collect()
+}
