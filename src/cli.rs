@@ -7,7 +7,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "sparkboot", version, about = "Converge a Spark standalone cluster over SSH")]
+#[command(
+    name = "sparkboot",
+    version,
+    about = "Converge a Spark standalone cluster over SSH"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

@@ -17,11 +17,18 @@ use crate::transport::SshOptions;
 #[derive(Debug, Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("config {path} is not valid: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("config {path}, field `{field}`: {message}")]
-    Invalid { path: PathBuf, field: String, message: String },
+    Invalid {
+        path: PathBuf,
+        field: String,
+        message: String,
+    },
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -84,7 +91,12 @@ impl Config {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => String::new(),
-            Err(source) => return Err(ConfigError::Read { path: path.to_path_buf(), source }),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })
+            }
         };
         Self::parse(path, &text)
     }
@@ -102,44 +114,90 @@ impl Config {
         let cluster_name = raw.cluster.name.unwrap_or_else(|| "sparkboot".into());
         let name_ok = !cluster_name.is_empty()
             && cluster_name.len() <= 40
-            && cluster_name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+            && cluster_name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-')
             && !cluster_name.starts_with('-');
         if !name_ok {
             return Err(invalid(
                 "cluster.name",
-                format!("{cluster_name:?} must be 1-40 letters, digits or '-', not starting with '-'"),
+                format!(
+                    "{cluster_name:?} must be 1-40 letters, digits or '-', not starting with '-'"
+                ),
             ));
         }
-        let secs = |field: &str, value: Option<u64>, default: u64, max: u64| -> Result<Duration, ConfigError> {
+        let secs = |field: &str,
+                    value: Option<u64>,
+                    default: u64,
+                    max: u64|
+         -> Result<Duration, ConfigError> {
             let v = value.unwrap_or(default);
             if v == 0 || v > max {
-                return Err(invalid(field, format!("{v} must be between 1 and {max} seconds")));
+                return Err(invalid(
+                    field,
+                    format!("{v} must be between 1 and {max} seconds"),
+                ));
             }
             Ok(Duration::from_secs(v))
         };
         let defaults = SshOptions::default();
         let ssh = SshOptions {
-            connect_timeout: secs("ssh.connect_timeout_secs", raw.ssh.connect_timeout_secs, defaults.connect_timeout.as_secs(), 300)?,
-            command_timeout: secs("ssh.command_timeout_secs", raw.ssh.command_timeout_secs, defaults.command_timeout.as_secs(), 86_400)?,
-            keepalive: secs("ssh.keepalive_secs", raw.ssh.keepalive_secs, defaults.keepalive.as_secs(), 3600)?,
-            retry_deadline: secs("ssh.retry_deadline_secs", raw.ssh.retry_deadline_secs, defaults.retry_deadline.as_secs(), 3600)?,
+            connect_timeout: secs(
+                "ssh.connect_timeout_secs",
+                raw.ssh.connect_timeout_secs,
+                defaults.connect_timeout.as_secs(),
+                300,
+            )?,
+            command_timeout: secs(
+                "ssh.command_timeout_secs",
+                raw.ssh.command_timeout_secs,
+                defaults.command_timeout.as_secs(),
+                86_400,
+            )?,
+            keepalive: secs(
+                "ssh.keepalive_secs",
+                raw.ssh.keepalive_secs,
+                defaults.keepalive.as_secs(),
+                3600,
+            )?,
+            retry_deadline: secs(
+                "ssh.retry_deadline_secs",
+                raw.ssh.retry_deadline_secs,
+                defaults.retry_deadline.as_secs(),
+                3600,
+            )?,
             use_agent: raw.ssh.use_agent.unwrap_or(true),
         };
         let forks = raw.ssh.forks.unwrap_or(50);
         if forks == 0 {
-            return Err(invalid("ssh.forks", "0 would never contact a host; use 1 or more".into()));
+            return Err(invalid(
+                "ssh.forks",
+                "0 would never contact a host; use 1 or more".into(),
+            ));
         }
         let max_handshakes = raw.ssh.max_handshakes.unwrap_or(10);
         if max_handshakes == 0 {
-            return Err(invalid("ssh.max_handshakes", "must be 1 or more (sshd's MaxStartups default allows 10)".into()));
+            return Err(invalid(
+                "ssh.max_handshakes",
+                "must be 1 or more (sshd's MaxStartups default allows 10)".into(),
+            ));
         }
-        let roles = raw.roles.unwrap_or_else(|| DEFAULT_ROLES.iter().map(|s| s.to_string()).collect());
+        let roles = raw
+            .roles
+            .unwrap_or_else(|| DEFAULT_ROLES.iter().map(|s| s.to_string()).collect());
         if roles.is_empty() {
-            return Err(invalid("roles", "the list is empty; name at least one role under roles/".into()));
+            return Err(invalid(
+                "roles",
+                "the list is empty; name at least one role under roles/".into(),
+            ));
         }
         Ok(Config {
             path: path.to_path_buf(),
-            state_dir: raw.cluster.state_dir.unwrap_or_else(|| PathBuf::from(".sparkboot")).join(&cluster_name),
+            state_dir: raw
+                .cluster
+                .state_dir
+                .unwrap_or_else(|| PathBuf::from(".sparkboot"))
+                .join(&cluster_name),
             cluster_name,
             ssh,
             forks,
@@ -178,14 +236,20 @@ mod tests {
         let c = parse("").expect("defaults");
         assert_eq!(c.cluster_name, "sparkboot");
         assert_eq!(c.forks, 50);
-        assert_eq!(c.known_hosts_path(), PathBuf::from(".sparkboot/sparkboot/known_hosts"));
+        assert_eq!(
+            c.known_hosts_path(),
+            PathBuf::from(".sparkboot/sparkboot/known_hosts")
+        );
     }
 
     #[test]
     fn unknown_field_names_file_and_field() {
         let err = parse("[ssh]\nfork = 3\n").expect_err("typo");
         let msg = err.to_string();
-        assert!(msg.contains("sparkboot.toml") && msg.contains("fork"), "{msg}");
+        assert!(
+            msg.contains("sparkboot.toml") && msg.contains("fork"),
+            "{msg}"
+        );
     }
 
     #[test]
@@ -195,7 +259,10 @@ mod tests {
         let err = parse("[cluster]\nname = \"bad name\"\n").expect_err("bad name");
         assert!(err.to_string().contains("`cluster.name`"), "{err}");
         let err = parse("[ssh]\nconnect_timeout_secs = 0\n").expect_err("zero timeout");
-        assert!(err.to_string().contains("ssh.connect_timeout_secs"), "{err}");
+        assert!(
+            err.to_string().contains("ssh.connect_timeout_secs"),
+            "{err}"
+        );
         let err = parse("roles = []\n").expect_err("no roles");
         assert!(err.to_string().contains("`roles`"), "{err}");
     }

@@ -11,10 +11,9 @@ use thiserror::Error;
 
 use crate::config::ConfigError;
 use crate::inventory::InventoryError;
-use crate::roles::RoleError;
 use crate::lab::LabError;
+use crate::roles::RoleError;
 
-pub const EXIT_OK: u8 = 0;
 pub const EXIT_USAGE: u8 = 1;
 pub const EXIT_HOST_FAILED: u8 = 2;
 pub const EXIT_CHANGES_PENDING: u8 = 3;
@@ -36,7 +35,11 @@ pub enum Error {
 impl Error {
     pub fn exit_code(&self) -> ExitCode {
         ExitCode::from(match self {
-            Error::Usage(_) | Error::Inventory(_) | Error::Config(_) | Error::Role(_) | Error::Lab(_) => EXIT_USAGE,
+            Error::Usage(_)
+            | Error::Inventory(_)
+            | Error::Config(_)
+            | Error::Role(_)
+            | Error::Lab(_) => EXIT_USAGE,
         })
     }
 }

@@ -7,7 +7,13 @@ use crate::facts::SystemFacts;
 use crate::inventory::{Host, Inventory};
 
 /// `host`, `facts`, `inventory`, `cluster` and `vars` (config vars, overridden by host vars).
-pub fn build(config: &Config, inventory: &Inventory, host: &Host, facts: &SystemFacts, extra: &Value) -> Value {
+pub fn build(
+    config: &Config,
+    inventory: &Inventory,
+    host: &Host,
+    facts: &SystemFacts,
+    extra: &Value,
+) -> Value {
     let node = |h: &Host| json!({"name": h.name, "address": h.address, "role": h.role.as_str()});
     let mut vars = serde_json::to_value(&config.vars).unwrap_or_else(|_| json!({}));
     if let Value::Object(map) = &mut vars {

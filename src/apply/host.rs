@@ -9,7 +9,7 @@ use super::context;
 use super::Prepared;
 use crate::facts::{self, Facts, SystemFacts};
 use crate::inventory::Host;
-use crate::plan::{self, Action, Change, Payload, PlannedStep, StepReport};
+use crate::plan::{self, Action, Change, Payload, PlannedStep, Redactor, StepReport};
 use crate::report::HostBar;
 use crate::roles::model::ServiceSpec;
 use crate::roles::{self, Resource, Step};
@@ -70,7 +70,11 @@ impl HostRun {
 
     fn fail_transport(&mut self, e: TransportError) {
         self.conn = None;
-        self.state = if e.is_unreachable() { HostState::Unreachable(e.to_string()) } else { HostState::Failed(e.to_string()) };
+        self.state = if e.is_unreachable() {
+            HostState::Unreachable(e.to_string())
+        } else {
+            HostState::Failed(e.to_string())
+        };
     }
 
     pub fn connect(&mut self, opts: &SshOptions, known: &KnownHosts) {
@@ -82,7 +86,11 @@ impl HostRun {
     }
 
     /// Runs a script as root on the open connection.
-    pub fn run(&mut self, script: &str, stdin: Option<&Payload>) -> Option<crate::transport::Output> {
+    pub fn run(
+        &mut self,
+        script: &str,
+        stdin: Option<&Payload>,
+    ) -> Option<crate::transport::Output> {
         let conn = self.conn.as_ref()?;
         let result = match stdin {
             None => conn.run(script, Privilege::Root, None),
@@ -101,28 +109,46 @@ impl HostRun {
     /// One round trip: the composite probe, then evaluation and planning, all local.
     pub fn probe_and_plan(&mut self, prep: &Prepared) {
         self.bar.set("gathering facts");
-        let ctx_for = |facts: &SystemFacts, host: &Host| context::build(&prep.config, &prep.inventory, host, facts, &prep.extra);
+        let ctx_for = |facts: &SystemFacts, host: &Host| {
+            context::build(&prep.config, &prep.inventory, host, facts, &prep.extra)
+        };
         // Paths do not depend on facts, so the probe can be listed from a fact-less evaluation.
-        let listing = match roles::evaluate(&prep.eval, &prep.roles, self.host.role.as_str(), &self.host.name, &ctx_for(&SystemFacts::default(), &self.host)) {
+        let listing = match roles::evaluate(
+            &prep.eval,
+            &prep.roles,
+            self.host.role.as_str(),
+            &self.host.name,
+            &ctx_for(&SystemFacts::default(), &self.host),
+        ) {
             Ok(steps) => steps,
             Err(e) => return self.state = HostState::Failed(e.to_string()),
         };
         let request = plan::probe_request(&listing, prep.diff);
-        let Some(out) = self.run(&shell::probe::script(&request), None) else { return };
+        let Some(out) = self.run(&shell::probe::script(&request), None) else {
+            return;
+        };
         let facts = match facts::parse(&request, &out.stdout) {
             Ok(f) => f,
             Err(e) => {
                 let stderr = prep.options.redactor.redact(out.stderr.trim());
-                return self.state = HostState::Failed(format!("{}: {e}; stderr: {stderr}", self.host.name));
+                return self.state =
+                    HostState::Failed(format!("{}: {e}; stderr: {stderr}", self.host.name));
             }
         };
-        let steps: Vec<Step> = match roles::evaluate(&prep.eval, &prep.roles, self.host.role.as_str(), &self.host.name, &ctx_for(&facts.system, &self.host)) {
+        let steps: Vec<Step> = match roles::evaluate(
+            &prep.eval,
+            &prep.roles,
+            self.host.role.as_str(),
+            &self.host.name,
+            &ctx_for(&facts.system, &self.host),
+        ) {
             Ok(s) => s,
             Err(e) => return self.state = HostState::Failed(e.to_string()),
         };
         for s in &steps {
             if let Resource::Service(spec) = &s.resource {
-                self.services.insert(spec.name.clone(), (s.phase, spec.clone()));
+                self.services
+                    .insert(spec.name.clone(), (s.phase, spec.clone()));
             }
         }
         self.skipped = (listing.len().saturating_sub(steps.len())) as u32;
@@ -134,8 +160,13 @@ impl HostRun {
     }
 
     /// Applies (or, in check mode, only records) this phase's steps, then its handlers.
-    pub fn apply_phase(&mut self, phase: u32, check: bool) {
-        let steps: Vec<PlannedStep> = self.plan.iter().filter(|s| s.phase == phase).cloned().collect();
+    pub fn apply_phase(&mut self, phase: u32, check: bool, redactor: &Redactor) {
+        let steps: Vec<PlannedStep> = self
+            .plan
+            .iter()
+            .filter(|s| s.phase == phase)
+            .cloned()
+            .collect();
         for step in steps {
             if !self.alive() {
                 self.skipped += 1;
@@ -145,7 +176,7 @@ impl HostRun {
             match &step.action {
                 Action::Unchanged(_) => self.ok += 1,
                 Action::Change(change) => {
-                    if !check && !self.apply_change(&step, change) {
+                    if !check && !self.apply_change(&step, change, redactor) {
                         continue;
                     }
                     self.changed += 1;
@@ -157,25 +188,40 @@ impl HostRun {
             }
             self.steps.push(step.report());
         }
-        self.run_handlers(phase, check);
+        self.run_handlers(phase, check, redactor);
     }
 
-    fn apply_change(&mut self, step: &PlannedStep, change: &Change) -> bool {
-        let Some(out) = self.run(&change.script, change.stdin.as_ref()) else { return false };
+    fn apply_change(&mut self, step: &PlannedStep, change: &Change, redactor: &Redactor) -> bool {
+        let Some(out) = self.run(&change.script, change.stdin.as_ref()) else {
+            return false;
+        };
         if out.success() {
             return true;
         }
-        let detail = out.stderr.trim().lines().rev().take(6).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ");
+        let detail = out
+            .stderr
+            .trim()
+            .lines()
+            .rev()
+            .take(6)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect::<Vec<_>>()
+            .join(" | ");
         self.state = HostState::Failed(format!(
             "step {:?} (role {}) failed with exit status {}: {}",
-            step.name, step.role, out.exit_status, detail
+            step.name,
+            step.role,
+            out.exit_status,
+            redactor.redact(&detail)
         ));
         false
     }
 
     /// Restarts each notified service whose step is in this phase, once, unless this run just
     /// started it (then it already runs with the new configuration).
-    fn run_handlers(&mut self, phase: u32, check: bool) {
+    fn run_handlers(&mut self, phase: u32, check: bool, redactor: &Redactor) {
         let systemd = self.facts.as_ref().is_some_and(|f| f.system.systemd);
         let due: Vec<(String, ServiceSpec)> = self
             .notified
@@ -205,7 +251,7 @@ impl HostRun {
                 }),
             };
             if let Action::Change(c) = &step.action {
-                if !check && !self.apply_change(&step, &c.clone()) {
+                if !check && !self.apply_change(&step, &c.clone(), redactor) {
                     continue;
                 }
             }

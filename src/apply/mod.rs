@@ -44,7 +44,13 @@ pub struct Settings {
 
 /// Runs `work` on every live host, at most `forks` at once, connecting first when needed
 /// (at most `max_handshakes` handshakes at once, because sshd's MaxStartups drops floods).
-pub async fn for_each_host<F>(runs: Vec<HostRun>, prep: &Arc<Prepared>, known: &Arc<KnownHosts>, settings: &Settings, work: F) -> Vec<HostRun>
+pub async fn for_each_host<F>(
+    runs: Vec<HostRun>,
+    prep: &Arc<Prepared>,
+    known: &Arc<KnownHosts>,
+    settings: &Settings,
+    work: F,
+) -> Vec<HostRun>
 where
     F: Fn(&mut HostRun, &Prepared) + Send + Sync + 'static,
 {
@@ -54,15 +60,25 @@ where
     let keep = settings.keep_sessions;
     let mut tasks = Vec::with_capacity(runs.len());
     for run in runs {
-        let (forks, handshakes, work, prep, known) = (forks.clone(), handshakes.clone(), work.clone(), prep.clone(), known.clone());
+        let (forks, handshakes, work, prep, known) = (
+            forks.clone(),
+            handshakes.clone(),
+            work.clone(),
+            prep.clone(),
+            known.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             if !run.alive() {
                 return run;
             }
-            let Ok(_slot) = forks.acquire_owned().await else { return run };
+            let Ok(_slot) = forks.acquire_owned().await else {
+                return run;
+            };
             let mut run = run;
             if run.conn.is_none() {
-                let Ok(_hs) = handshakes.acquire_owned().await else { return run };
+                let Ok(_hs) = handshakes.acquire_owned().await else {
+                    return run;
+                };
                 let (p, k) = (prep.clone(), known.clone());
                 run = match tokio::task::spawn_blocking(move || {
                     run.connect(&p.config.ssh, &k);
@@ -102,7 +118,13 @@ where
 }
 
 /// Plans, then applies phase by phase. Returns every selected host's run.
-pub async fn converge(prep: Arc<Prepared>, known: Arc<KnownHosts>, settings: Settings, selected: &BTreeSet<String>, progress: &Progress) -> Vec<HostRun> {
+pub async fn converge(
+    prep: Arc<Prepared>,
+    known: Arc<KnownHosts>,
+    settings: Settings,
+    selected: &BTreeSet<String>,
+    progress: &Progress,
+) -> Vec<HostRun> {
     let handlers = Arc::new(crate::roles::handler_map(&prep.roles));
     let runs: Vec<HostRun> = prep
         .inventory
@@ -110,11 +132,17 @@ pub async fn converge(prep: Arc<Prepared>, known: Arc<KnownHosts>, settings: Set
         .filter(|h| selected.contains(&h.name))
         .map(|h| HostRun::new(h.clone(), handlers.clone(), progress.host(&h.name)))
         .collect();
-    let mut runs = for_each_host(runs, &prep, &known, &settings, |run, prep| run.probe_and_plan(prep)).await;
+    let mut runs = for_each_host(runs, &prep, &known, &settings, |run, prep| {
+        run.probe_and_plan(prep)
+    })
+    .await;
     let phases: BTreeSet<u32> = prep.roles.iter().map(|r| r.data.phase).collect();
     for phase in phases {
         let check = settings.check;
-        runs = for_each_host(runs, &prep, &known, &settings, move |run, _| run.apply_phase(phase, check)).await;
+        runs = for_each_host(runs, &prep, &known, &settings, move |run, prep| {
+            run.apply_phase(phase, check, &prep.options.redactor)
+        })
+        .await;
     }
     for run in &runs {
         run.bar.finish(match &run.state {
@@ -128,7 +156,8 @@ pub async fn converge(prep: Arc<Prepared>, known: Arc<KnownHosts>, settings: Set
 
 /// Turns finished runs into recap lines, keeping inventory order.
 pub fn recap(runs: Vec<HostRun>) -> Vec<HostRecap> {
-    let mut by_name: BTreeMap<String, HostRun> = runs.into_iter().map(|r| (r.host.name.clone(), r)).collect();
+    let mut by_name: BTreeMap<String, HostRun> =
+        runs.into_iter().map(|r| (r.host.name.clone(), r)).collect();
     let mut order: Vec<String> = by_name.keys().cloned().collect();
     order.sort_by_key(|n| (by_name[n].host.role, n.clone()));
     order

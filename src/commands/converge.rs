@@ -6,8 +6,9 @@ use std::time::Instant;
 
 use crate::apply::{self, Prepared, Settings};
 use crate::cli::ConvergeArgs;
+use crate::config::Config;
 use crate::error::{Error, EXIT_CHANGES_PENDING, EXIT_HOST_FAILED};
-use crate::plan::PlanOptions;
+use crate::plan::{PlanOptions, Redactor};
 use crate::report::{Progress, RunReport};
 use crate::roles::{EvalContext, Library};
 
@@ -24,16 +25,32 @@ pub fn run(args: &ConvergeArgs) -> Result<ExitCode, Error> {
     let started = Instant::now();
     let target = Target::resolve(&args.common)?;
     let selected = target.inventory.select(args.common.limit.as_deref())?;
-    let names = if args.roles.is_empty() { target.config.roles.clone() } else { args.roles.clone() };
-    let library = Library { roles_dir: target.config.roles_dir.clone(), templates_dir: target.config.templates_dir.clone() };
+    let names = if args.roles.is_empty() {
+        target.config.roles.clone()
+    } else {
+        args.roles.clone()
+    };
+    let library = Library {
+        roles_dir: target.config.roles_dir.clone(),
+        templates_dir: target.config.templates_dir.clone(),
+    };
     let roles = library.load_roles(&names)?;
     let eval = EvalContext::new(&library, &roles)?;
     let (forks, keep_sessions, note) = apply::plan_concurrency(target.config.forks, selected.len());
     if let Some(n) = note {
         eprintln!("sparkboot: note: {n}");
     }
-    let settings = Settings { check: args.check, forks, max_handshakes: target.config.max_handshakes, keep_sessions };
-    let options = PlanOptions { diff: args.diff, ..PlanOptions::default() };
+    let settings = Settings {
+        check: args.check,
+        forks,
+        max_handshakes: target.config.max_handshakes,
+        keep_sessions,
+    };
+    let options = PlanOptions {
+        diff: args.diff,
+        redactor: Redactor::new(secret_vars(&target.config)),
+        ..PlanOptions::default()
+    };
     let known = Arc::new(target.known_hosts);
     let prep = Arc::new(Prepared {
         config: target.config,
@@ -47,7 +64,12 @@ pub fn run(args: &ConvergeArgs) -> Result<ExitCode, Error> {
     let progress = Progress::new(!args.common.json);
     let runs = runtime()?.block_on(apply::converge(prep, known, settings, &selected, &progress));
     progress.clear();
-    let report = RunReport::new("converge", args.check, started.elapsed(), apply::recap(runs));
+    let report = RunReport::new(
+        "converge",
+        args.check,
+        started.elapsed(),
+        apply::recap(runs),
+    );
     if args.common.json {
         println!("{}", report.to_json());
     } else {
@@ -61,4 +83,19 @@ pub fn run(args: &ConvergeArgs) -> Result<ExitCode, Error> {
     } else {
         0
     }))
+}
+
+/// Values of config vars whose names mark them as secret; they are redacted from every diff and
+/// error message.
+fn secret_vars(config: &Config) -> Vec<String> {
+    const MARKERS: [&str; 5] = ["secret", "password", "token", "private", "credential"];
+    config
+        .vars
+        .iter()
+        .filter(|(k, _)| {
+            let k = k.to_ascii_lowercase();
+            MARKERS.iter().any(|m| k.contains(m))
+        })
+        .filter_map(|(_, v)| v.as_str().map(str::to_string))
+        .collect()
 }

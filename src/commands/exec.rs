@@ -18,12 +18,21 @@ pub fn run(args: &ExecArgs) -> Result<ExitCode, Error> {
     let target = Target::resolve(&args.common)?;
     let selected = target.inventory.select(args.common.limit.as_deref())?;
     let command = shell::join(&args.command);
-    let privilege = if args.sudo { Privilege::Root } else { Privilege::AsLogin };
+    let privilege = if args.sudo {
+        Privilege::Root
+    } else {
+        Privilege::AsLogin
+    };
     let (forks, keep_sessions, note) = apply::plan_concurrency(target.config.forks, selected.len());
     if let Some(n) = note {
         eprintln!("sparkboot: note: {n}");
     }
-    let settings = Settings { check: false, forks, max_handshakes: target.config.max_handshakes, keep_sessions };
+    let settings = Settings {
+        check: false,
+        forks,
+        max_handshakes: target.config.max_handshakes,
+        keep_sessions,
+    };
     let known = Arc::new(target.known_hosts);
     let prep = Arc::new(Prepared {
         eval: EvalContext::empty(),
@@ -42,19 +51,31 @@ pub fn run(args: &ExecArgs) -> Result<ExitCode, Error> {
         .map(|h| HostRun::new(h.clone(), Default::default(), progress.host(&h.name)))
         .collect();
     let runtime = super::converge::runtime()?;
-    let results = runtime.block_on(apply::for_each_host(runs, &prep, &known, &settings, move |run, _| {
-        let Some(conn) = run.conn.as_ref() else { return };
-        match conn.run(&command, privilege, None) {
-            Ok(out) => run.output = Some(out),
-            Err(e) => run.state = HostState::Failed(e.to_string()),
-        }
-    }));
+    let results = runtime.block_on(apply::for_each_host(
+        runs,
+        &prep,
+        &known,
+        &settings,
+        move |run, _| {
+            let Some(conn) = run.conn.as_ref() else {
+                return;
+            };
+            match conn.run(&command, privilege, None) {
+                Ok(out) => run.output = Some(out),
+                Err(e) => run.state = HostState::Failed(e.to_string()),
+            }
+        },
+    ));
     let mut failed = false;
     let mut doc = Vec::new();
     for r in &results {
         let (status, stdout, stderr) = match (&r.state, &r.output) {
-            (HostState::Running, Some(o)) => (Some(o.exit_status), o.stdout.clone(), o.stderr.clone()),
-            (HostState::Failed(e) | HostState::Unreachable(e), _) => (None, String::new(), e.clone()),
+            (HostState::Running, Some(o)) => {
+                (Some(o.exit_status), o.stdout.clone(), o.stderr.clone())
+            }
+            (HostState::Failed(e) | HostState::Unreachable(e), _) => {
+                (None, String::new(), e.clone())
+            }
             _ => (None, String::new(), String::new()),
         };
         failed |= status != Some(0);
@@ -65,11 +86,23 @@ pub fn run(args: &ExecArgs) -> Result<ExitCode, Error> {
                 Some(s) => format!("{} | exit {s}", r.host.name),
                 None => format!("{} | FAILED", r.host.name),
             };
-            println!("{head}\n{}{}", stdout, if stderr.is_empty() { String::new() } else { format!("stderr: {stderr}\n") });
+            println!(
+                "{head}\n{}{}",
+                stdout,
+                if stderr.is_empty() {
+                    String::new()
+                } else {
+                    format!("stderr: {stderr}\n")
+                }
+            );
         }
     }
     if args.common.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({"schema": 1, "hosts": doc})).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"schema": 1, "hosts": doc}))
+                .unwrap_or_default()
+        );
     }
     Ok(ExitCode::from(if failed { EXIT_HOST_FAILED } else { 0 }))
 }

@@ -6,8 +6,6 @@ pub mod exec;
 pub mod inventory;
 pub mod ssh;
 
-use std::path::PathBuf;
-
 use crate::cli::CommonArgs;
 use crate::config::Config;
 use crate::error::Error;
@@ -23,11 +21,13 @@ pub struct Target {
 
 impl Target {
     pub fn resolve(common: &CommonArgs) -> Result<Self, Error> {
-        let explicit = common.config != PathBuf::from("sparkboot.toml");
+        let explicit = common.config.as_path() != std::path::Path::new("sparkboot.toml");
         let mut config = Config::load(&common.config, explicit)?;
         if let Some(forks) = common.forks {
             if forks == 0 {
-                return Err(Error::Usage("--forks 0 would never contact a host; use 1 or more".into()));
+                return Err(Error::Usage(
+                    "--forks 0 would never contact a host; use 1 or more".into(),
+                ));
             }
             config.forks = forks;
         }
@@ -39,6 +39,10 @@ impl Target {
         })?;
         let inventory = crate::inventory::load(&spec)?;
         let known_hosts = KnownHosts::new(config.known_hosts_path(), common.strict);
-        Ok(Target { config, inventory, known_hosts })
+        Ok(Target {
+            config,
+            inventory,
+            known_hosts,
+        })
     }
 }

@@ -11,12 +11,20 @@ use super::Target;
 pub fn run(args: &SshArgs) -> Result<ExitCode, Error> {
     let target = Target::resolve(&args.common)?;
     let host = target.inventory.find(&args.host).ok_or_else(|| {
-        Error::Usage(format!("no host {:?} in {}; run `sparkboot inventory` to list the names", args.host, target.inventory.source))
+        Error::Usage(format!(
+            "no host {:?} in {}; run `sparkboot inventory` to list the names",
+            args.host, target.inventory.source
+        ))
     })?;
     let known = target.known_hosts.path().to_path_buf();
-    let strict = if args.common.strict { "yes" } else { "accept-new" };
+    let strict = if args.common.strict {
+        "yes"
+    } else {
+        "accept-new"
+    };
     let mut cmd = Command::new("ssh");
-    cmd.arg("-o").arg(format!("UserKnownHostsFile={}", known.display()));
+    cmd.arg("-o")
+        .arg(format!("UserKnownHostsFile={}", known.display()));
     cmd.arg("-o").arg(format!("StrictHostKeyChecking={strict}"));
     cmd.arg("-o").arg("GlobalKnownHostsFile=/dev/null");
     cmd.arg("-p").arg(host.port.to_string());
@@ -28,8 +36,12 @@ pub fn run(args: &SshArgs) -> Result<ExitCode, Error> {
     }
     cmd.arg(format!("{}@{}", host.user, host.address));
     cmd.args(&args.command);
-    let status = cmd
-        .status()
-        .map_err(|e| Error::Usage(format!("cannot run the ssh client: {e}; install openssh-client")))?;
-    Ok(ExitCode::from(status.code().unwrap_or(255).clamp(0, 255) as u8))
+    let status = cmd.status().map_err(|e| {
+        Error::Usage(format!(
+            "cannot run the ssh client: {e}; install openssh-client"
+        ))
+    })?;
+    Ok(ExitCode::from(
+        status.code().unwrap_or(255).clamp(0, 255) as u8
+    ))
 }

@@ -68,9 +68,20 @@ pub struct SystemFacts {
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum PathFact {
     Absent,
-    Dir { owner: String, group: String, mode: u32 },
-    File { owner: String, group: String, mode: u32, sha256: String },
-    Link { target: String },
+    Dir {
+        owner: String,
+        group: String,
+        mode: u32,
+    },
+    File {
+        owner: String,
+        group: String,
+        mode: u32,
+        sha256: String,
+    },
+    Link {
+        target: String,
+    },
     Other,
 }
 

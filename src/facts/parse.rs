@@ -39,45 +39,69 @@ pub fn parse(request: &ProbeRequest, output: &str) -> Result<Facts, FactError> {
             .map(String::as_str)
             .ok_or_else(|| FactError::MissingSection(format!("{kind} {i}")))
     };
-    let mut facts = Facts { system: parse_system(get("system", 0)?)?, ..Facts::default() };
+    let mut facts = Facts {
+        system: parse_system(get("system", 0)?)?,
+        ..Facts::default()
+    };
     for (i, path) in request.paths.iter().enumerate() {
-        facts.paths.insert(path.clone(), parse_path(get("path", i)?)?);
+        facts
+            .paths
+            .insert(path.clone(), parse_path(get("path", i)?)?);
     }
     for (i, user) in request.users.iter().enumerate() {
-        facts.users.insert(user.clone(), parse_passwd(get("user", i)?)?);
+        facts
+            .users
+            .insert(user.clone(), parse_passwd(get("user", i)?)?);
     }
     for (i, group) in request.groups.iter().enumerate() {
-        facts.groups.insert(group.clone(), parse_group(get("group", i)?)?);
+        facts
+            .groups
+            .insert(group.clone(), parse_group(get("group", i)?)?);
     }
     for (i, pkg) in request.packages.iter().enumerate() {
-        facts.packages.insert(pkg.clone(), get("package", i)?.trim() == "installed");
+        facts
+            .packages
+            .insert(pkg.clone(), get("package", i)?.trim() == "installed");
     }
     for (i, name) in request.services.keys().enumerate() {
-        facts.services.insert(name.clone(), parse_service(get("service", i)?));
+        facts
+            .services
+            .insert(name.clone(), parse_service(get("service", i)?));
     }
     for (i, guard) in request.guards.iter().enumerate() {
         let text = get("guard", i)?.trim();
-        let status = text.parse().map_err(|_| bad("guard", format!("exit status {text:?} is not a number")))?;
+        let status = text
+            .parse()
+            .map_err(|_| bad("guard", format!("exit status {text:?} is not a number")))?;
         facts.guards.insert(guard.clone(), status);
     }
     for (i, path) in request.contents.iter().enumerate() {
-        facts.contents.insert(path.clone(), parse_content(get("content", i)?)?);
+        facts
+            .contents
+            .insert(path.clone(), parse_content(get("content", i)?)?);
     }
     for (i, user) in request.authorized_keys.iter().enumerate() {
-        facts.authorized_keys.insert(user.clone(), parse_content(get("authorized_keys", i)?)?);
+        facts
+            .authorized_keys
+            .insert(user.clone(), parse_content(get("authorized_keys", i)?)?);
     }
     Ok(facts)
 }
 
 fn bad(section: &str, message: String) -> FactError {
-    FactError::Bad { section: section.to_string(), message }
+    FactError::Bad {
+        section: section.to_string(),
+        message,
+    }
 }
 
 /// `key=value` lines from the system section.
 pub fn parse_system(body: &str) -> Result<SystemFacts, FactError> {
     let mut s = SystemFacts::default();
     for line in body.lines() {
-        let Some((key, value)) = line.split_once('=') else { continue };
+        let Some((key, value)) = line.split_once('=') else {
+            continue;
+        };
         let value = value.trim().trim_matches('"');
         match key {
             "os_id" => s.os_id = value.to_string(),
@@ -85,7 +109,11 @@ pub fn parse_system(body: &str) -> Result<SystemFacts, FactError> {
             "arch" => s.arch = value.to_string(),
             "cpus" => s.cpus = value.parse().unwrap_or(1),
             "mem_kb" => s.memory_mb = value.parse::<u64>().unwrap_or(0) / 1024,
-            "uid" => s.uid = value.parse().map_err(|_| bad("system", format!("uid {value:?}")))?,
+            "uid" => {
+                s.uid = value
+                    .parse()
+                    .map_err(|_| bad("system", format!("uid {value:?}")))?
+            }
             "hostname" => s.hostname = value.to_string(),
             "systemd" => s.systemd = value == "1",
             "pkg" => s.package_manager = value.to_string(),
@@ -101,7 +129,9 @@ pub fn parse_system(body: &str) -> Result<SystemFacts, FactError> {
 
 /// Major version from the first line of `java -version`: `"17.0.15"` -> 17, `"1.8.0_392"` -> 8.
 pub fn java_major(line: &str) -> u32 {
-    let Some(start) = line.find('"') else { return 0 };
+    let Some(start) = line.find('"') else {
+        return 0;
+    };
     let version = line[start + 1..].split('"').next().unwrap_or_default();
     let mut parts = version.split(['.', '_', '-', '+']);
     match parts.next().and_then(|p| p.parse().ok()) {
@@ -116,12 +146,20 @@ pub fn java_major(line: &str) -> u32 {
 pub fn parse_path(body: &str) -> Result<PathFact, FactError> {
     let line = body.lines().next().unwrap_or_default();
     let fields: Vec<&str> = line.split('\t').collect();
-    let mode = |m: &str| u32::from_str_radix(m, 8).map_err(|_| bad("path", format!("mode {m:?} is not octal")));
+    let mode = |m: &str| {
+        u32::from_str_radix(m, 8).map_err(|_| bad("path", format!("mode {m:?} is not octal")))
+    };
     match fields.as_slice() {
         ["absent"] => Ok(PathFact::Absent),
         ["other"] => Ok(PathFact::Other),
-        ["link", target] => Ok(PathFact::Link { target: target.to_string() }),
-        ["dir", owner, group, m] => Ok(PathFact::Dir { owner: owner.to_string(), group: group.to_string(), mode: mode(m)? }),
+        ["link", target] => Ok(PathFact::Link {
+            target: target.to_string(),
+        }),
+        ["dir", owner, group, m] => Ok(PathFact::Dir {
+            owner: owner.to_string(),
+            group: group.to_string(),
+            mode: mode(m)?,
+        }),
         ["file", owner, group, m, sha] => Ok(PathFact::File {
             owner: owner.to_string(),
             group: group.to_string(),
@@ -140,10 +178,21 @@ pub fn parse_passwd(body: &str) -> Result<Option<UserFact>, FactError> {
     }
     let f: Vec<&str> = line.split(':').collect();
     if f.len() < 7 {
-        return Err(bad("user", format!("passwd line {line:?} has {} fields, expected 7", f.len())));
+        return Err(bad(
+            "user",
+            format!("passwd line {line:?} has {} fields, expected 7", f.len()),
+        ));
     }
-    let num = |s: &str| s.parse().map_err(|_| bad("user", format!("{s:?} is not a number")));
-    Ok(Some(UserFact { uid: num(f[2])?, gid: num(f[3])?, home: f[5].to_string(), shell: f[6].to_string() }))
+    let num = |s: &str| {
+        s.parse()
+            .map_err(|_| bad("user", format!("{s:?} is not a number")))
+    };
+    Ok(Some(UserFact {
+        uid: num(f[2])?,
+        gid: num(f[3])?,
+        home: f[5].to_string(),
+        shell: f[6].to_string(),
+    }))
 }
 
 /// `getent group` output, or nothing when the group does not exist.
@@ -153,15 +202,22 @@ pub fn parse_group(body: &str) -> Result<Option<u32>, FactError> {
         return Ok(None);
     }
     let gid = line.split(':').nth(2).and_then(|g| g.parse().ok());
-    gid.map(Some).ok_or_else(|| bad("group", format!("group line {line:?} has no gid")))
+    gid.map(Some)
+        .ok_or_else(|| bad("group", format!("group line {line:?} has no gid")))
 }
 
 /// `running PID` or `stopped`.
 pub fn parse_service(body: &str) -> ServiceFact {
     let mut words = body.split_whitespace();
     match (words.next(), words.next()) {
-        (Some("running"), pid) => ServiceFact { running: true, pid: pid.and_then(|p| p.parse().ok()) },
-        _ => ServiceFact { running: false, pid: None },
+        (Some("running"), pid) => ServiceFact {
+            running: true,
+            pid: pid.and_then(|p| p.parse().ok()),
+        },
+        _ => ServiceFact {
+            running: false,
+            pid: None,
+        },
     }
 }
 
@@ -213,26 +269,60 @@ mod tests {
     #[test]
     fn path_lines() {
         assert_eq!(parse_path("absent\n").expect("absent"), PathFact::Absent);
-        assert_eq!(parse_path("link\t/opt/spark-3.5.7\n").expect("link"), PathFact::Link { target: "/opt/spark-3.5.7".into() });
+        assert_eq!(
+            parse_path("link\t/opt/spark-3.5.7\n").expect("link"),
+            PathFact::Link {
+                target: "/opt/spark-3.5.7".into()
+            }
+        );
         assert_eq!(
             parse_path("dir\tspark\tspark\t755\n").expect("dir"),
-            PathFact::Dir { owner: "spark".into(), group: "spark".into(), mode: 0o755 }
+            PathFact::Dir {
+                owner: "spark".into(),
+                group: "spark".into(),
+                mode: 0o755
+            }
         );
         let f = parse_path("file\troot\troot\t600\tabc123\n").expect("file");
-        assert_eq!(f, PathFact::File { owner: "root".into(), group: "root".into(), mode: 0o600, sha256: "abc123".into() });
+        assert_eq!(
+            f,
+            PathFact::File {
+                owner: "root".into(),
+                group: "root".into(),
+                mode: 0o600,
+                sha256: "abc123".into()
+            }
+        );
         assert!(parse_path("file\troot\n").is_err());
         assert!(parse_path("dir\troot\troot\t9z9\n").is_err());
     }
 
     #[test]
     fn users_groups_and_services() {
-        let u = parse_passwd("spark:x:999:998::/var/lib/spark:/usr/sbin/nologin\n").expect("user").expect("present");
-        assert_eq!((u.uid, u.gid, u.home.as_str()), (999, 998, "/var/lib/spark"));
+        let u = parse_passwd("spark:x:999:998::/var/lib/spark:/usr/sbin/nologin\n")
+            .expect("user")
+            .expect("present");
+        assert_eq!(
+            (u.uid, u.gid, u.home.as_str()),
+            (999, 998, "/var/lib/spark")
+        );
         assert_eq!(parse_passwd("\n").expect("absent"), None);
         assert_eq!(parse_group("spark:x:998:\n").expect("group"), Some(998));
         assert_eq!(parse_group("").expect("absent"), None);
-        assert_eq!(parse_service("running 4242\n"), ServiceFact { running: true, pid: Some(4242) });
-        assert_eq!(parse_service("stopped\n"), ServiceFact { running: false, pid: None });
+        assert_eq!(
+            parse_service("running 4242\n"),
+            ServiceFact {
+                running: true,
+                pid: Some(4242)
+            }
+        );
+        assert_eq!(
+            parse_service("stopped\n"),
+            ServiceFact {
+                running: false,
+                pid: None
+            }
+        );
     }
 
     #[test]
@@ -243,7 +333,11 @@ mod tests {
         req.users.insert("spark".into());
         req.services.insert(
             "demo".into(),
-            ServiceProbe { pidfile: "/run/demo.pid".into(), cmdline_match: None, systemd_unit: None },
+            ServiceProbe {
+                pidfile: "/run/demo.pid".into(),
+                cmdline_match: None,
+                systemd_unit: None,
+            },
         );
         req.guards.insert("test -e /x".into());
         req.contents.insert("/root/.ssh/authorized_keys".into());
@@ -257,7 +351,10 @@ mod tests {
         assert_eq!(facts.users["spark"], None);
         assert!(facts.services["demo"].running);
         assert_eq!(facts.guards["test -e /x"], 1);
-        assert_eq!(facts.contents["/root/.ssh/authorized_keys"].as_deref(), Some("ssh-ed25519 AAAA op\n"));
+        assert_eq!(
+            facts.contents["/root/.ssh/authorized_keys"].as_deref(),
+            Some("ssh-ed25519 AAAA op\n")
+        );
     }
 
     #[test]
@@ -265,6 +362,9 @@ mod tests {
         let mut req = ProbeRequest::default();
         req.paths.insert("/opt/a".into());
         let out = format!("{MARK}system\n{SYSTEM}");
-        assert_eq!(parse(&req, &out), Err(FactError::MissingSection("path 0".into())));
+        assert_eq!(
+            parse(&req, &out),
+            Err(FactError::MissingSection("path 0".into()))
+        );
     }
 }

@@ -7,7 +7,6 @@
 pub mod static_file;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::IpAddr;
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -83,13 +82,21 @@ impl Host {
             ));
         }
         if address.is_empty() || address.chars().any(|c| c.is_whitespace()) {
-            return Err(format!("address {address:?} of host {name} must be an IP address or DNS name"));
+            return Err(format!(
+                "address {address:?} of host {name} must be an IP address or DNS name"
+            ));
         }
         if port == 0 {
             return Err(format!("port of host {name} must be between 1 and 65535"));
         }
-        if user.is_empty() || !user.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')) {
-            return Err(format!("user {user:?} of host {name} is not a valid login name"));
+        if user.is_empty()
+            || !user
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        {
+            return Err(format!(
+                "user {user:?} of host {name} is not a valid login name"
+            ));
         }
         Ok(Host {
             name,
@@ -101,11 +108,6 @@ impl Host {
             role,
             vars,
         })
-    }
-
-    /// The address parsed as IP, when it is one.
-    pub fn ip(&self) -> Option<IpAddr> {
-        self.address.parse().ok()
     }
 }
 
@@ -123,12 +125,19 @@ impl Inventory {
         let mut names = BTreeSet::new();
         let mut endpoints = BTreeSet::new();
         for (i, host) in std::iter::once(&master).chain(workers.iter()).enumerate() {
-            let field = if i == 0 { "master".to_string() } else { format!("workers[{}]", i - 1) };
+            let field = if i == 0 {
+                "master".to_string()
+            } else {
+                format!("workers[{}]", i - 1)
+            };
             if !names.insert(host.name.clone()) {
                 return Err(InventoryError::Invalid {
                     source_name: source.clone(),
                     field: format!("{field}.name"),
-                    message: format!("host name {:?} appears twice; every host needs its own name", host.name),
+                    message: format!(
+                        "host name {:?} appears twice; every host needs its own name",
+                        host.name
+                    ),
                 });
             }
             if !endpoints.insert((host.address.clone(), host.port)) {
@@ -142,7 +151,11 @@ impl Inventory {
                 });
             }
         }
-        Ok(Inventory { source, master, workers })
+        Ok(Inventory {
+            source,
+            master,
+            workers,
+        })
     }
 
     /// Master first, then workers in inventory order.
@@ -174,7 +187,11 @@ impl Inventory {
                     }
                 }
             }
-            if selected.len() == before && !selected.iter().any(|n| self.find(pattern).is_some_and(|h| &h.name == n)) {
+            if selected.len() == before
+                && !selected
+                    .iter()
+                    .any(|n| self.find(pattern).is_some_and(|h| &h.name == n))
+            {
                 return Err(InventoryError::LimitMatchesNothing(pattern.to_string()));
             }
         }
@@ -185,11 +202,16 @@ impl Inventory {
 /// Loads an inventory from `--inventory` (or the config's `inventory`). Today that is a static
 /// TOML file; `terraform:DIR` and `aws` sources plug in here.
 pub fn load(spec: &str) -> Result<Inventory, InventoryError> {
-    if let Some(kind) = ["terraform", "aws"].iter().find(|k| spec == **k || spec.starts_with(&format!("{k}:"))) {
+    if let Some(kind) = ["terraform", "aws"]
+        .iter()
+        .find(|k| spec == **k || spec.starts_with(&format!("{k}:")))
+    {
         return Err(InventoryError::Invalid {
             source_name: spec.to_string(),
             field: "--inventory".into(),
-            message: format!("the {kind} source is not available in this build; pass a static inventory file"),
+            message: format!(
+                "the {kind} source is not available in this build; pass a static inventory file"
+            ),
         });
     }
     let path = std::path::Path::new(spec);

@@ -80,27 +80,31 @@ impl InventoryFile {
     pub fn into_inventory(self, path: &Path) -> Result<Inventory, InventoryError> {
         let base = path.parent().unwrap_or_else(|| Path::new("."));
         let defaults = self.defaults;
-        let resolve = |entry: HostEntry, role: NodeRole, field: String| -> Result<Host, InventoryError> {
-            let identity_file = entry
-                .identity_file
-                .or_else(|| defaults.identity_file.clone())
-                .map(|p| if p.is_relative() { base.join(p) } else { p });
-            Host::new(
-                entry.name,
-                entry.address,
-                entry.port.or(defaults.port).unwrap_or(22),
-                entry.user.or_else(|| defaults.user.clone()).unwrap_or_else(|| "root".into()),
-                identity_file,
-                defaults.jump_host.clone(),
-                role,
-                entry.vars,
-            )
-            .map_err(|message| InventoryError::Invalid {
-                source_name: path.display().to_string(),
-                field,
-                message,
-            })
-        };
+        let resolve =
+            |entry: HostEntry, role: NodeRole, field: String| -> Result<Host, InventoryError> {
+                let identity_file = entry
+                    .identity_file
+                    .or_else(|| defaults.identity_file.clone())
+                    .map(|p| if p.is_relative() { base.join(p) } else { p });
+                Host::new(
+                    entry.name,
+                    entry.address,
+                    entry.port.or(defaults.port).unwrap_or(22),
+                    entry
+                        .user
+                        .or_else(|| defaults.user.clone())
+                        .unwrap_or_else(|| "root".into()),
+                    identity_file,
+                    defaults.jump_host.clone(),
+                    role,
+                    entry.vars,
+                )
+                .map_err(|message| InventoryError::Invalid {
+                    source_name: path.display().to_string(),
+                    field,
+                    message,
+                })
+            };
         let master = resolve(self.master, NodeRole::Master, "master".into())?;
         let mut workers = Vec::with_capacity(self.workers.len());
         for (i, w) in self.workers.into_iter().enumerate() {

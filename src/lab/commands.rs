@@ -33,14 +33,18 @@ fn check_name(name: &str) -> Result<(), LabError> {
     if ok {
         Ok(())
     } else {
-        Err(LabError::BadName { name: name.to_string() })
+        Err(LabError::BadName {
+            name: name.to_string(),
+        })
     }
 }
 
 /// The first address at or after `first + offset` that no node (recorded or planned) uses.
 fn allocate(state: &LabState, planned: &[NodeSpec], offset: u32) -> Result<Ipv4Addr, LabError> {
     let base = u32::from(state.first_address);
-    let taken = |a: Ipv4Addr| state.nodes.iter().any(|n| n.address == a) || planned.iter().any(|p| p.address == a);
+    let taken = |a: Ipv4Addr| {
+        state.nodes.iter().any(|n| n.address == a) || planned.iter().any(|p| p.address == a)
+    };
     let mut candidate = base.checked_add(offset);
     while let Some(value) = candidate {
         let address = Ipv4Addr::from(value);
@@ -60,12 +64,21 @@ fn allocate(state: &LabState, planned: &[NodeSpec], offset: u32) -> Result<Ipv4A
 /// Starts every node in `specs` in parallel and waits until each accepts SSH. On any failure all
 /// of them are ended, removed from `state`, and the first error is returned. On success the
 /// started nodes are returned so that a later failure in the same command can still undo them.
-fn create_nodes(paths: &LabPaths, tools: &Tools, pubkey: &str, specs: &[NodeSpec], state: &mut LabState) -> Result<Vec<Started>, LabError> {
+fn create_nodes(
+    paths: &LabPaths,
+    tools: &Tools,
+    pubkey: &str,
+    specs: &[NodeSpec],
+    state: &mut LabState,
+) -> Result<Vec<Started>, LabError> {
     if specs.is_empty() {
         return Ok(Vec::new());
     }
     let results: Vec<Result<Started, LabError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = specs.iter().map(|spec| scope.spawn(move || node::spawn(paths, tools, spec, pubkey))).collect();
+        let handles: Vec<_> = specs
+            .iter()
+            .map(|spec| scope.spawn(move || node::spawn(paths, tools, spec, pubkey)))
+            .collect();
         handles.into_iter().map(join).collect()
     });
     let mut started: Vec<Started> = Vec::new();
@@ -127,9 +140,18 @@ fn rollback(paths: &LabPaths, state: &mut LabState, started: &mut [Started]) {
 }
 
 /// Ensures the Spark tarball is built and served, returning the server record.
-fn ensure_spark(paths: &LabPaths, state: &LabState, built: Result<PathBuf, LabError>, python: &std::path::Path) -> Result<state::SparkServer, LabError> {
+fn ensure_spark(
+    paths: &LabPaths,
+    state: &LabState,
+    built: Result<PathBuf, LabError>,
+    python: &std::path::Path,
+) -> Result<state::SparkServer, LabError> {
     let directory = built?;
-    if let Some(server) = state.spark.as_ref().filter(|s| spark::server_alive(s) && s.directory == directory) {
+    if let Some(server) = state
+        .spark
+        .as_ref()
+        .filter(|s| spark::server_alive(s) && s.directory == directory)
+    {
         return Ok(server.clone());
     }
     if let Some(old) = &state.spark {
@@ -139,12 +161,21 @@ fn ensure_spark(paths: &LabPaths, state: &LabState, built: Result<PathBuf, LabEr
 }
 
 /// `lab up --workers N`: a master and workers 1..=N; healthy nodes are kept, dead ones recreated.
-pub fn up(paths: &LabPaths, workers: usize, with_spark: bool, first: Option<&str>) -> Result<ExitCode, LabError> {
+pub fn up(
+    paths: &LabPaths,
+    workers: usize,
+    with_spark: bool,
+    first: Option<&str>,
+) -> Result<ExitCode, LabError> {
     let started_at = Instant::now();
     let requested = first.map(preflight::parse_loopback).transpose()?;
     let tools = preflight::require_node_tools()?;
     preflight::check_dir_location(&paths.dir)?;
-    let python = if with_spark { Some(preflight::require_python()?) } else { None };
+    let python = if with_spark {
+        Some(preflight::require_python()?)
+    } else {
+        None
+    };
     let _lock = LabLock::acquire(paths)?;
     let paths = &LabPaths::new(&paths.dir)?;
     preflight::check_dir_location(&paths.dir)?;
@@ -175,11 +206,19 @@ pub fn up(paths: &LabPaths, workers: usize, with_spark: bool, first: Option<&str
             }
             Some(existing) => {
                 node::teardown(paths, Some(&existing), &name)?;
-                to_create.push(NodeSpec { name, address: existing.address, role });
+                to_create.push(NodeSpec {
+                    name,
+                    address: existing.address,
+                    role,
+                });
             }
             None => {
                 let address = allocate(&state, &to_create, offset)?;
-                to_create.push(NodeSpec { name, address, role });
+                to_create.push(NodeSpec {
+                    name,
+                    address,
+                    role,
+                });
             }
         }
     }
@@ -189,7 +228,9 @@ pub fn up(paths: &LabPaths, workers: usize, with_spark: bool, first: Option<&str
 
     // Build the Spark tarball (slow the first time) while the nodes come up.
     let (created, built) = std::thread::scope(|scope| {
-        let build = python.as_ref().map(|py| scope.spawn(move || spark::ensure_tarball(py)));
+        let build = python
+            .as_ref()
+            .map(|py| scope.spawn(move || spark::ensure_tarball(py)));
         let created = create_nodes(paths, &tools, &pubkey, &to_create, &mut state);
         let built = build.map(join);
         (created, built)
@@ -206,22 +247,36 @@ pub fn up(paths: &LabPaths, workers: usize, with_spark: bool, first: Option<&str
     }
     for node in &revived {
         node::start_sshd(paths, &tools.nsenter, node)?;
-        println!("lab: {} was up but its sshd was stopped; started it again", node.name);
+        println!(
+            "lab: {} was up but its sshd was stopped; started it again",
+            node.name
+        );
     }
     state.save(paths)?;
     state.write_inventory(paths)?;
     if let Some(server) = &state.spark {
         state::write_sample_config(paths, &spark::url_template(server), &server.url)?;
     }
-    for extra in state.nodes.iter().filter(|n| worker_number(&n.name).is_some_and(|k| k as usize > workers)) {
-        println!("lab: kept {} (beyond --workers {workers}); remove it with `sparkboot lab remove {}`", extra.name, extra.name);
+    for extra in state
+        .nodes
+        .iter()
+        .filter(|n| worker_number(&n.name).is_some_and(|k| k as usize > workers))
+    {
+        println!(
+            "lab: kept {} (beyond --workers {workers}); remove it with `sparkboot lab remove {}`",
+            extra.name, extra.name
+        );
     }
     summary(paths, &state, to_create.len(), kept, started_at);
     Ok(ExitCode::SUCCESS)
 }
 
 /// `lab add [--address A] [--name N]`: one more worker.
-pub fn add(paths: &LabPaths, address: Option<&str>, name: Option<&str>) -> Result<ExitCode, LabError> {
+pub fn add(
+    paths: &LabPaths,
+    address: Option<&str>,
+    name: Option<&str>,
+) -> Result<ExitCode, LabError> {
     let started_at = Instant::now();
     let address = address.map(preflight::parse_loopback).transpose()?;
     if let Some(name) = name {
@@ -229,14 +284,24 @@ pub fn add(paths: &LabPaths, address: Option<&str>, name: Option<&str>) -> Resul
     }
     let tools = preflight::require_node_tools()?;
     if !paths.state().is_file() {
-        return Err(LabError::NoLab { dir: paths.dir.clone() });
+        return Err(LabError::NoLab {
+            dir: paths.dir.clone(),
+        });
     }
     let _lock = LabLock::acquire(paths)?;
-    let mut state = LabState::load(paths)?.ok_or_else(|| LabError::NoLab { dir: paths.dir.clone() })?;
+    let mut state = LabState::load(paths)?.ok_or_else(|| LabError::NoLab {
+        dir: paths.dir.clone(),
+    })?;
     let name = match name {
         Some(name) => name.to_string(),
         None => {
-            let next = state.nodes.iter().filter_map(|n| worker_number(&n.name)).max().unwrap_or(0) + 1;
+            let next = state
+                .nodes
+                .iter()
+                .filter_map(|n| worker_number(&n.name))
+                .max()
+                .unwrap_or(0)
+                + 1;
             format!("{WORKER_PREFIX}{next}")
         }
     };
@@ -262,7 +327,13 @@ pub fn add(paths: &LabPaths, address: Option<&str>, name: Option<&str>) -> Resul
         address,
         role: Role::Worker,
     };
-    let _started = create_nodes(paths, &tools, &pubkey, std::slice::from_ref(&spec), &mut state)?;
+    let _started = create_nodes(
+        paths,
+        &tools,
+        &pubkey,
+        std::slice::from_ref(&spec),
+        &mut state,
+    )?;
     state.write_inventory(paths)?;
     println!(
         "lab: added {name} at {address} in {:.1} s; inventory {} updated",
@@ -279,16 +350,38 @@ fn summary(paths: &LabPaths, state: &LabState, created: usize, kept: usize, star
         started_at.elapsed().as_secs_f64(),
         paths.dir.display()
     );
-    let line = |n: &NodeState| format!("  {:<14} {:<15} {}", n.name, n.address, if n.role == Role::Master { "master" } else { "worker" });
+    let line = |n: &NodeState| {
+        format!(
+            "  {:<14} {:<15} {}",
+            n.name,
+            n.address,
+            if n.role == Role::Master {
+                "master"
+            } else {
+                "worker"
+            }
+        )
+    };
     if state.nodes.len() <= 8 {
         state.nodes.iter().for_each(|n| println!("{}", line(n)));
     } else {
-        state.nodes.iter().take(3).for_each(|n| println!("{}", line(n)));
-        println!("  ... {} more (`sparkboot lab status` lists all)", state.nodes.len() - 3);
+        state
+            .nodes
+            .iter()
+            .take(3)
+            .for_each(|n| println!("{}", line(n)));
+        println!(
+            "  ... {} more (`sparkboot lab status` lists all)",
+            state.nodes.len() - 3
+        );
     }
     println!("inventory: {}", paths.inventory().display());
     if let Some(server) = &state.spark {
-        println!("spark: {} (sample config {})", server.url, paths.sample_config().display());
+        println!(
+            "spark: {} (sample config {})",
+            server.url,
+            paths.sample_config().display()
+        );
     }
     if let Some(master) = state.master() {
         println!(
@@ -317,8 +410,14 @@ mod tests {
             init_pid: 0,
             unshare_pid: 0,
         });
-        assert_eq!(allocate(&state, &[], 2).ok(), Some(Ipv4Addr::new(127, 100, 0, 5)));
-        assert_eq!(allocate(&state, &[], 1).ok(), Some(Ipv4Addr::new(127, 100, 0, 3)));
+        assert_eq!(
+            allocate(&state, &[], 2).ok(),
+            Some(Ipv4Addr::new(127, 100, 0, 5))
+        );
+        assert_eq!(
+            allocate(&state, &[], 1).ok(),
+            Some(Ipv4Addr::new(127, 100, 0, 3))
+        );
     }
 
     #[test]

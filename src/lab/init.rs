@@ -64,32 +64,61 @@ fn fail(node_dir: &Path, step: &'static str, message: impl ToString) -> LabError
 fn setup(node_dir: &Path) -> Result<(), LabError> {
     let err = |step: &'static str| move |e: std::io::Error| fail(node_dir, step, e);
     if std::process::id() != 1 {
-        return Err(fail(node_dir, "check PID 1", "lab-init must be PID 1 of a new PID namespace; `sparkboot lab up` starts it"));
+        return Err(fail(
+            node_dir,
+            "check PID 1",
+            "lab-init must be PID 1 of a new PID namespace; `sparkboot lab up` starts it",
+        ));
     }
-    let text = std::fs::read_to_string(node_dir.join(CONFIG_FILE)).map_err(err("read node.json"))?;
-    let config: NodeConfig = serde_json::from_str(&text).map_err(|e| fail(node_dir, "parse node.json", e))?;
+    let text =
+        std::fs::read_to_string(node_dir.join(CONFIG_FILE)).map_err(err("read node.json"))?;
+    let config: NodeConfig =
+        serde_json::from_str(&text).map_err(|e| fail(node_dir, "parse node.json", e))?;
 
     mount(None, "/", None, libc::MS_REC | libc::MS_PRIVATE, None).map_err(err("make / private"))?;
     let host = config.hostname.as_bytes();
     // SAFETY: sethostname reads exactly `host.len()` bytes from a live slice.
     if unsafe { libc::sethostname(host.as_ptr().cast(), host.len()) } != 0 {
-        return Err(fail(node_dir, "set the hostname", std::io::Error::last_os_error()));
+        return Err(fail(
+            node_dir,
+            "set the hostname",
+            std::io::Error::last_os_error(),
+        ));
     }
     let nosuid_nodev = libc::MS_NOSUID | libc::MS_NODEV;
-    mount(Some("tmpfs"), "/run", Some("tmpfs"), nosuid_nodev, Some("mode=0755")).map_err(err("mount tmpfs on /run"))?;
+    mount(
+        Some("tmpfs"),
+        "/run",
+        Some("tmpfs"),
+        nosuid_nodev,
+        Some("mode=0755"),
+    )
+    .map_err(err("mount tmpfs on /run"))?;
     make_dir(STAGING, 0o700).map_err(err("create the staging dir"))?;
-    let dir = node_dir.to_str().ok_or_else(|| fail(node_dir, "read the node dir", "the path is not UTF-8"))?;
+    let dir = node_dir
+        .to_str()
+        .ok_or_else(|| fail(node_dir, "read the node dir", "the path is not UTF-8"))?;
     mount(Some(dir), STAGING, None, libc::MS_BIND, None).map_err(err("bind the node dir"))?;
 
     for name in OVERLAYS {
-        let options = format!("lowerdir=/{name},upperdir={STAGING}/fs/{name}.upper,workdir={STAGING}/fs/{name}.work");
+        let options = format!(
+            "lowerdir=/{name},upperdir={STAGING}/fs/{name}.upper,workdir={STAGING}/fs/{name}.work"
+        );
         mount(Some("overlay"), &format!("/{name}"), Some("overlay"), 0, Some(&options))
             .map_err(|e| fail(node_dir, "mount the overlays", format!("/{name}: {e}; the lab dir must be on a local file system such as ext4 (pass --dir)")))?;
     }
     for (name, mode) in FRESH {
         let source = format!("{STAGING}/{name}");
-        std::fs::set_permissions(&source, std::fs::Permissions::from_mode(mode)).map_err(err("set fresh dir modes"))?;
-        mount(Some(&source), &format!("/{name}"), None, libc::MS_BIND, None).map_err(err("bind fresh dirs"))?;
+        std::fs::set_permissions(&source, std::fs::Permissions::from_mode(mode))
+            .map_err(err("set fresh dir modes"))?;
+        mount(
+            Some(&source),
+            &format!("/{name}"),
+            None,
+            libc::MS_BIND,
+            None,
+        )
+        .map_err(err("bind fresh dirs"))?;
     }
     make_dir("/run/sshd", 0o755).map_err(err("create /run/sshd"))?;
     make_dir("/run/lock", 0o1777).map_err(err("create /run/lock"))?;
@@ -101,15 +130,30 @@ fn setup(node_dir: &Path) -> Result<(), LabError> {
         0o644,
     )
     .map_err(err("write the sshd drop-in"))?;
-    write_file("/etc/hostname", &format!("{}\n", config.hostname), 0o644).map_err(err("write /etc/hostname"))?;
+    write_file("/etc/hostname", &format!("{}\n", config.hostname), 0o644)
+        .map_err(err("write /etc/hostname"))?;
     add_hosts_line(config.address, &config.hostname).map_err(err("update /etc/hosts"))?;
     let (uid, gid) = ensure_ec2_user().map_err(|e| fail(node_dir, "create ec2-user", e))?;
-    write_file("/etc/sudoers.d/ec2-user", "ec2-user ALL=(ALL) NOPASSWD:ALL\n", 0o440).map_err(err("write sudoers"))?;
-    authorize(Path::new("/root"), &config.authorized_key, 0, 0).map_err(err("authorise the key for root"))?;
-    authorize(Path::new("/home/ec2-user"), &config.authorized_key, uid, gid).map_err(err("authorise the key for ec2-user"))?;
+    write_file(
+        "/etc/sudoers.d/ec2-user",
+        "ec2-user ALL=(ALL) NOPASSWD:ALL\n",
+        0o440,
+    )
+    .map_err(err("write sudoers"))?;
+    authorize(Path::new("/root"), &config.authorized_key, 0, 0)
+        .map_err(err("authorise the key for root"))?;
+    authorize(
+        Path::new("/home/ec2-user"),
+        &config.authorized_key,
+        uid,
+        gid,
+    )
+    .map_err(err("authorise the key for ec2-user"))?;
 
-    run_tool(Command::new("/usr/sbin/sshd").args(["-E", SSHD_LOG])).map_err(|e| fail(node_dir, "start sshd", e))?;
-    write_file(&format!("{STAGING}/{READY_FILE}"), "ready\n", 0o644).map_err(err("write the ready marker"))?;
+    run_tool(Command::new("/usr/sbin/sshd").args(["-E", SSHD_LOG]))
+        .map_err(|e| fail(node_dir, "start sshd", e))?;
+    write_file(&format!("{STAGING}/{READY_FILE}"), "ready\n", 0o644)
+        .map_err(err("write the ready marker"))?;
     // The node no longer needs its dir; detaching it keeps node users from seeing the uppers.
     unmount_detach(STAGING);
     let _ = std::fs::remove_dir(STAGING);
@@ -137,7 +181,8 @@ fn host_keys(hostname: &str) -> Result<(), String> {
     let entries = std::fs::read_dir("/etc/ssh").map_err(|e| format!("/etc/ssh: {e}"))?;
     for entry in entries.flatten() {
         if entry.file_name().to_string_lossy().starts_with("ssh_host_") {
-            std::fs::remove_file(entry.path()).map_err(|e| format!("{}: {e}", entry.path().display()))?;
+            std::fs::remove_file(entry.path())
+                .map_err(|e| format!("{}: {e}", entry.path().display()))?;
         }
     }
     for (kind, bits) in [("ed25519", None), ("ecdsa", Some("256"))] {
@@ -189,11 +234,16 @@ fn authorize(home: &Path, key: &str, uid: u32, gid: u32) -> std::io::Result<()> 
 /// Lets the node resolve its own hostname (sudo warns otherwise).
 fn add_hosts_line(address: Ipv4Addr, hostname: &str) -> std::io::Result<()> {
     let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
-    let known = hosts
-        .lines()
-        .any(|l| l.split_whitespace().next() == Some(&address.to_string()) && l.split_whitespace().any(|w| w == hostname));
+    let known = hosts.lines().any(|l| {
+        l.split_whitespace().next() == Some(&address.to_string())
+            && l.split_whitespace().any(|w| w == hostname)
+    });
     if !known {
-        let sep = if hosts.is_empty() || hosts.ends_with('\n') { "" } else { "\n" };
+        let sep = if hosts.is_empty() || hosts.ends_with('\n') {
+            ""
+        } else {
+            "\n"
+        };
         std::fs::write("/etc/hosts", format!("{hosts}{sep}{address} {hostname}\n"))?;
     }
     Ok(())
@@ -214,11 +264,15 @@ fn reap_forever() -> ! {
 
 fn run_tool(cmd: &mut Command) -> Result<(), String> {
     let program = cmd.get_program().to_string_lossy().into_owned();
-    let status = cmd.status().map_err(|e| format!("cannot run {program}: {e}"))?;
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run {program}: {e}"))?;
     if status.success() {
         Ok(())
     } else {
-        Err(format!("{program} exited with {status} (its messages are above in this console log)"))
+        Err(format!(
+            "{program} exited with {status} (its messages are above in this console log)"
+        ))
     }
 }
 
@@ -240,18 +294,37 @@ fn write_file(path: &str, text: &str, mode: u32) -> std::io::Result<()> {
 }
 
 fn cstring(text: &str) -> std::io::Result<CString> {
-    CString::new(text).map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidInput, "NUL byte in mount argument"))
+    CString::new(text).map_err(|_| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "NUL byte in mount argument",
+        )
+    })
 }
 
 /// mount(2) with owned C strings; `None` passes NULL.
-fn mount(source: Option<&str>, target: &str, fstype: Option<&str>, flags: libc::c_ulong, data: Option<&str>) -> std::io::Result<()> {
+fn mount(
+    source: Option<&str>,
+    target: &str,
+    fstype: Option<&str>,
+    flags: libc::c_ulong,
+    data: Option<&str>,
+) -> std::io::Result<()> {
     let source = source.map(cstring).transpose()?;
     let target = cstring(target)?;
     let fstype = fstype.map(cstring).transpose()?;
     let data = data.map(cstring).transpose()?;
     let ptr = |c: &Option<CString>| c.as_ref().map_or(std::ptr::null(), |c| c.as_ptr());
     // SAFETY: every pointer is NULL or points to a NUL-terminated string alive for the call.
-    let rc = unsafe { libc::mount(ptr(&source), target.as_ptr(), ptr(&fstype), flags, ptr(&data).cast()) };
+    let rc = unsafe {
+        libc::mount(
+            ptr(&source),
+            target.as_ptr(),
+            ptr(&fstype),
+            flags,
+            ptr(&data).cast(),
+        )
+    };
     if rc == 0 {
         Ok(())
     } else {

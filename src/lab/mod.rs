@@ -70,7 +70,9 @@ pub enum LabError {
     NoLab { dir: PathBuf },
     #[error("node {name} is not running (its init process is gone); run `sparkboot lab up` to recreate it")]
     NodeNotRunning { name: String },
-    #[error("cannot {action} {path}: {source}; check that the path exists and is writable by root")]
+    #[error(
+        "cannot {action} {path}: {source}; check that the path exists and is writable by root"
+    )]
     Io {
         action: &'static str,
         path: PathBuf,
@@ -145,7 +147,8 @@ impl LabPaths {
         let dir = if dir.is_absolute() {
             dir.to_path_buf()
         } else {
-            let cwd = std::env::current_dir().map_err(|e| LabError::io("read the current directory", dir, e))?;
+            let cwd = std::env::current_dir()
+                .map_err(|e| LabError::io("read the current directory", dir, e))?;
             cwd.join(dir)
         };
         // Canonicalise when possible so that mount-table comparisons see the real path.
@@ -189,7 +192,8 @@ pub(crate) struct LabLock {
 
 impl LabLock {
     pub fn acquire(paths: &LabPaths) -> Result<Self, LabError> {
-        std::fs::create_dir_all(&paths.dir).map_err(|e| LabError::io("create the lab dir", &paths.dir, e))?;
+        std::fs::create_dir_all(&paths.dir)
+            .map_err(|e| LabError::io("create the lab dir", &paths.dir, e))?;
         let path = paths.lock();
         let file = File::options()
             .create(true)
@@ -215,7 +219,9 @@ pub fn run(args: &LabArgs) -> Result<ExitCode, Error> {
             no_spark,
             first_address,
         } => commands::up(&paths, *workers, !*no_spark, first_address.as_deref())?,
-        LabCommand::Add { address, name } => commands::add(&paths, address.as_deref(), name.as_deref())?,
+        LabCommand::Add { address, name } => {
+            commands::add(&paths, address.as_deref(), name.as_deref())?
+        }
         LabCommand::Remove { name } => ops::remove(&paths, name)?,
         LabCommand::Stop { name } => ops::stop(&paths, name)?,
         LabCommand::Start { name } => ops::start(&paths, name)?,

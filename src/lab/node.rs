@@ -81,20 +81,41 @@ fn is_init_of(dir: &str) -> impl Fn(&[String]) -> bool + '_ {
 }
 
 fn is_unshare_of(dir: &str) -> impl Fn(&[String]) -> bool + '_ {
-    move |args| args.first().is_some_and(|a| a.ends_with("unshare")) && args.last().is_some_and(|a| a == dir)
+    move |args| {
+        args.first().is_some_and(|a| a.ends_with("unshare"))
+            && args.last().is_some_and(|a| a == dir)
+    }
 }
 
 /// Prepares the dir and starts `unshare ... sparkboot lab-init DIR`; returns once the init's
 /// host PID is known (not yet ready: see [`wait_ready`]).
-pub fn spawn(paths: &LabPaths, tools: &Tools, spec: &NodeSpec, pubkey: &str) -> Result<Started, LabError> {
+pub fn spawn(
+    paths: &LabPaths,
+    tools: &Tools,
+    spec: &NodeSpec,
+    pubkey: &str,
+) -> Result<Started, LabError> {
     let dir = prepare(paths, spec, pubkey)?;
-    let exe = std::env::current_exe().map_err(|e| LabError::io("find the sparkboot binary", Path::new("/proc/self/exe"), e))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| LabError::io("find the sparkboot binary", Path::new("/proc/self/exe"), e))?;
     let console_path = console(paths, &spec.name);
-    let console = File::create(&console_path).map_err(|e| LabError::io("create", &console_path, e))?;
-    let console_err = console.try_clone().map_err(|e| LabError::io("open", &console_path, e))?;
+    let console =
+        File::create(&console_path).map_err(|e| LabError::io("create", &console_path, e))?;
+    let console_err = console
+        .try_clone()
+        .map_err(|e| LabError::io("open", &console_path, e))?;
     let mut command = Command::new(&tools.unshare);
     command
-        .args(["--mount", "--uts", "--pid", "--fork", "--mount-proc", "--propagation", "private", "--"])
+        .args([
+            "--mount",
+            "--uts",
+            "--pid",
+            "--fork",
+            "--mount-proc",
+            "--propagation",
+            "private",
+            "--",
+        ])
         .arg(&exe)
         .arg("lab-init")
         .arg(&dir)
@@ -113,7 +134,9 @@ pub fn spawn(paths: &LabPaths, tools: &Tools, spec: &NodeSpec, pubkey: &str) -> 
             Ok(())
         });
     }
-    let mut child = command.spawn().map_err(|e| LabError::io("start unshare for", &dir, e))?;
+    let mut child = command
+        .spawn()
+        .map_err(|e| LabError::io("start unshare for", &dir, e))?;
     let unshare_pid = child.id();
     let mut init_pid = None;
     procs::wait_until(Duration::from_secs(10), || {
@@ -165,7 +188,12 @@ pub fn init_alive(paths: &LabPaths, node: &NodeState) -> bool {
 }
 
 /// Waits until the node's sshd accepts TCP, failing early if its init dies.
-pub fn wait_ready(paths: &LabPaths, node: &NodeState, deadline: Instant, secs: u64) -> Result<(), LabError> {
+pub fn wait_ready(
+    paths: &LabPaths,
+    node: &NodeState,
+    deadline: Instant,
+    secs: u64,
+) -> Result<(), LabError> {
     loop {
         if sshd_listening(node.address) {
             return Ok(());
@@ -174,7 +202,9 @@ pub fn wait_ready(paths: &LabPaths, node: &NodeState, deadline: Instant, secs: u
         // command line, so accept either while the node is starting.
         let dir = paths.node_dir(&node.name);
         let dir = dir.to_string_lossy();
-        let starting = procs::runs(node.init_pid, |a| is_init_of(&dir)(a) || is_unshare_of(&dir)(a));
+        let starting = procs::runs(node.init_pid, |a| {
+            is_init_of(&dir)(a) || is_unshare_of(&dir)(a)
+        });
         if !starting || Instant::now() >= deadline {
             let console = console(paths, &node.name);
             let mut tail = tail(&console, 6);
@@ -199,11 +229,16 @@ pub fn processes_recorded(paths: &LabPaths, node: &NodeState) -> Vec<(u32, Strin
     let dir = paths.node_dir(&node.name);
     let dir = dir.to_string_lossy();
     let mut found = Vec::new();
-    if procs::runs(node.init_pid, |a| is_init_of(&dir)(a) || is_unshare_of(&dir)(a)) {
+    if procs::runs(node.init_pid, |a| {
+        is_init_of(&dir)(a) || is_unshare_of(&dir)(a)
+    }) {
         found.push((node.init_pid, format!("init of lab node {}", node.name)));
     }
     if procs::runs(node.unshare_pid, is_unshare_of(&dir)) {
-        found.push((node.unshare_pid, format!("unshare of lab node {}", node.name)));
+        found.push((
+            node.unshare_pid,
+            format!("unshare of lab node {}", node.name),
+        ));
     }
     found
 }
@@ -213,7 +248,9 @@ pub fn processes_recorded(paths: &LabPaths, node: &NodeState) -> Vec<(u32, Strin
 pub fn processes(paths: &LabPaths, node: Option<&NodeState>, name: &str) -> Vec<(u32, String)> {
     let dir = paths.node_dir(name);
     let dir = dir.to_string_lossy();
-    let mut found = node.map(|n| processes_recorded(paths, n)).unwrap_or_default();
+    let mut found = node
+        .map(|n| processes_recorded(paths, n))
+        .unwrap_or_default();
     for pid in procs::find(|args| is_init_of(&dir)(args) || is_unshare_of(&dir)(args)) {
         if !found.iter().any(|(p, _)| *p == pid) {
             found.push((pid, format!("stray process of lab node {name}")));
@@ -245,7 +282,11 @@ pub fn remove_node_dir(paths: &LabPaths, name: &str) -> Result<(), LabError> {
     if !left.is_empty() {
         return Err(LabError::MountsLeft {
             dir,
-            mounts: left.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+            mounts: left
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
         });
     }
     match std::fs::remove_dir_all(&dir) {
@@ -295,12 +336,18 @@ fn nsenter(nsenter: &Path, node: &NodeState, program: &[&str]) -> Result<(), Lab
 
 fn wait_sshd(paths: &LabPaths, node: &NodeState, listening: bool) -> Result<(), LabError> {
     const SECS: u64 = 10;
-    if procs::wait_until(Duration::from_secs(SECS), || sshd_listening(node.address) == listening) {
+    if procs::wait_until(Duration::from_secs(SECS), || {
+        sshd_listening(node.address) == listening
+    }) {
         return Ok(());
     }
     Err(LabError::SshdTimeout {
         name: node.name.clone(),
-        what: if listening { "accept connections" } else { "stop listening" },
+        what: if listening {
+            "accept connections"
+        } else {
+            "stop listening"
+        },
         address: node.address.to_string(),
         secs: SECS,
         log: sshd_log(paths, &node.name),
@@ -308,9 +355,15 @@ fn wait_sshd(paths: &LabPaths, node: &NodeState, listening: bool) -> Result<(), 
 }
 
 /// Stops the node's sshd by the PID in its pidfile; returns false when it was not running.
-pub fn stop_sshd(paths: &LabPaths, nsenter_path: &Path, node: &NodeState) -> Result<bool, LabError> {
+pub fn stop_sshd(
+    paths: &LabPaths,
+    nsenter_path: &Path,
+    node: &NodeState,
+) -> Result<bool, LabError> {
     if !init_alive(paths, node) {
-        return Err(LabError::NodeNotRunning { name: node.name.clone() });
+        return Err(LabError::NodeNotRunning {
+            name: node.name.clone(),
+        });
     }
     let pidfile = PathBuf::from(format!("/proc/{}/root/run/sshd.pid", node.init_pid));
     let pid = std::fs::read_to_string(&pidfile)
@@ -323,7 +376,10 @@ pub fn stop_sshd(paths: &LabPaths, nsenter_path: &Path, node: &NodeState) -> Res
         return Err(LabError::io(
             "read sshd's pidfile",
             &pidfile,
-            std::io::Error::new(std::io::ErrorKind::NotFound, "missing, yet port 22 accepts connections"),
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "missing, yet port 22 accepts connections",
+            ),
         ));
     };
     nsenter(nsenter_path, node, &["kill", "-TERM", &pid.to_string()])?;
@@ -333,9 +389,15 @@ pub fn stop_sshd(paths: &LabPaths, nsenter_path: &Path, node: &NodeState) -> Res
 
 /// Starts the node's sshd again (it daemonises and is reparented to the node's init); returns
 /// false when it was already listening.
-pub fn start_sshd(paths: &LabPaths, nsenter_path: &Path, node: &NodeState) -> Result<bool, LabError> {
+pub fn start_sshd(
+    paths: &LabPaths,
+    nsenter_path: &Path,
+    node: &NodeState,
+) -> Result<bool, LabError> {
     if !init_alive(paths, node) {
-        return Err(LabError::NodeNotRunning { name: node.name.clone() });
+        return Err(LabError::NodeNotRunning {
+            name: node.name.clone(),
+        });
     }
     if sshd_listening(node.address) {
         return Ok(false);

@@ -19,10 +19,14 @@ use super::{LabError, LabLock, LabPaths};
 /// Loads the state of an existing lab, holding the lock; `NoLab` when there is none.
 fn open(paths: &LabPaths) -> Result<(LabLock, LabState), LabError> {
     if !paths.state().is_file() {
-        return Err(LabError::NoLab { dir: paths.dir.clone() });
+        return Err(LabError::NoLab {
+            dir: paths.dir.clone(),
+        });
     }
     let lock = LabLock::acquire(paths)?;
-    let state = LabState::load(paths)?.ok_or_else(|| LabError::NoLab { dir: paths.dir.clone() })?;
+    let state = LabState::load(paths)?.ok_or_else(|| LabError::NoLab {
+        dir: paths.dir.clone(),
+    })?;
     Ok((lock, state))
 }
 
@@ -45,7 +49,11 @@ pub fn remove(paths: &LabPaths, name: &str) -> Result<ExitCode, LabError> {
     state.remove(name);
     state.save(paths)?;
     state.write_inventory(paths)?;
-    println!("lab: removed {name} ({}); inventory {} updated", node.address, paths.inventory().display());
+    println!(
+        "lab: removed {name} ({}); inventory {} updated",
+        node.address,
+        paths.inventory().display()
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -55,7 +63,10 @@ pub fn stop(paths: &LabPaths, name: &str) -> Result<ExitCode, LabError> {
     let (_lock, state) = open(paths)?;
     let node = find(paths, &state, name)?;
     if node::stop_sshd(paths, &nsenter, node)? {
-        println!("lab: stopped sshd of {name}; {}:22 now refuses connections", node.address);
+        println!(
+            "lab: stopped sshd of {name}; {}:22 now refuses connections",
+            node.address
+        );
     } else {
         println!("lab: sshd of {name} was not running");
     }
@@ -78,7 +89,9 @@ pub fn start(paths: &LabPaths, name: &str) -> Result<ExitCode, LabError> {
 /// `lab status [--json]`: each node's address, whether its init runs and its sshd listens.
 /// Exits 0 when every node is healthy and 2 otherwise, so scripts can wait on it.
 pub fn status(paths: &LabPaths, as_json: bool) -> Result<ExitCode, LabError> {
-    let state = LabState::load(paths)?.ok_or_else(|| LabError::NoLab { dir: paths.dir.clone() })?;
+    let state = LabState::load(paths)?.ok_or_else(|| LabError::NoLab {
+        dir: paths.dir.clone(),
+    })?;
     let rows: Vec<(&NodeState, bool, bool)> = state
         .nodes
         .iter()
@@ -100,24 +113,55 @@ pub fn status(paths: &LabPaths, as_json: bool) -> Result<ExitCode, LabError> {
                 })
             })
             .collect();
-        let spark = state.spark.as_ref().map(|s| json!({"url": s.url, "pid": s.pid, "running": spark_running}));
+        let spark = state
+            .spark
+            .as_ref()
+            .map(|s| json!({"url": s.url, "pid": s.pid, "running": spark_running}));
         let doc = json!({
             "dir": paths.dir, "inventory": paths.inventory(), "key": paths.key(),
             "spark": spark, "nodes": nodes,
         });
         println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     } else {
-        println!("{:<14} {:<15} {:<7} {:<16} SSHD", "NAME", "ADDRESS", "ROLE", "INIT");
+        println!(
+            "{:<14} {:<15} {:<7} {:<16} SSHD",
+            "NAME", "ADDRESS", "ROLE", "INIT"
+        );
         for (n, running, sshd) in &rows {
-            let role = if n.role == Role::Master { "master" } else { "worker" };
-            let init = format!("{} {}", n.init_pid, if *running { "running" } else { "gone" });
-            println!("{:<14} {:<15} {role:<7} {init:<16} {}", n.name, n.address, if *sshd { "listening" } else { "down" });
+            let role = if n.role == Role::Master {
+                "master"
+            } else {
+                "worker"
+            };
+            let init = format!(
+                "{} {}",
+                n.init_pid,
+                if *running { "running" } else { "gone" }
+            );
+            println!(
+                "{:<14} {:<15} {role:<7} {init:<16} {}",
+                n.name,
+                n.address,
+                if *sshd { "listening" } else { "down" }
+            );
         }
         if let Some(s) = &state.spark {
-            println!("spark: {} ({})", s.url, if spark_running { "serving" } else { "server gone" });
+            println!(
+                "spark: {} ({})",
+                s.url,
+                if spark_running {
+                    "serving"
+                } else {
+                    "server gone"
+                }
+            );
         }
     }
-    Ok(if healthy { ExitCode::SUCCESS } else { ExitCode::from(2) })
+    Ok(if healthy {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    })
 }
 
 /// Every live lab-init or unshare whose node dir lies under this lab's nodes/ dir.
@@ -126,7 +170,9 @@ fn stray_processes(paths: &LabPaths) -> Vec<(u32, String)> {
     let under = |arg: Option<&String>| arg.is_some_and(|a| Path::new(a).starts_with(&nodes));
     procs::find(|args| {
         let init = args.len() >= 3 && args[1] == "lab-init" && under(args.get(2));
-        let unshare = args.first().is_some_and(|a| a.ends_with("unshare")) && args.iter().any(|a| a == "lab-init") && under(args.last());
+        let unshare = args.first().is_some_and(|a| a.ends_with("unshare"))
+            && args.iter().any(|a| a == "lab-init")
+            && under(args.last());
         init || unshare
     })
     .into_iter()
@@ -145,7 +191,10 @@ pub fn down(paths: &LabPaths) -> Result<ExitCode, LabError> {
     let state = match LabState::load(paths) {
         Ok(state) => state,
         Err(LabError::BadState { path, message }) => {
-            eprintln!("lab: ignoring unreadable {} ({message}); looking for lab processes instead", path.display());
+            eprintln!(
+                "lab: ignoring unreadable {} ({message}); looking for lab processes instead",
+                path.display()
+            );
             None
         }
         Err(e) => return Err(e),
@@ -172,7 +221,11 @@ pub fn down(paths: &LabPaths) -> Result<ExitCode, LabError> {
     if !left.is_empty() {
         return Err(LabError::MountsLeft {
             dir: paths.dir.clone(),
-            mounts: left.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", "),
+            mounts: left
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
         });
     }
     // Nothing is mounted below the dir any more, so deleting cannot reach host files.
@@ -182,7 +235,15 @@ pub fn down(paths: &LabPaths) -> Result<ExitCode, LabError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(LabError::io("remove", &nodes_dir, e)),
     }
-    for file in [paths.state(), paths.inventory(), paths.sample_config(), paths.key(), paths.pubkey(), paths.http_log(), paths.lock()] {
+    for file in [
+        paths.state(),
+        paths.inventory(),
+        paths.sample_config(),
+        paths.key(),
+        paths.pubkey(),
+        paths.http_log(),
+        paths.lock(),
+    ] {
         remove_if_present(&file)?;
     }
     if let Ok(entries) = std::fs::read_dir(&paths.dir) {
@@ -201,7 +262,10 @@ pub fn down(paths: &LabPaths) -> Result<ExitCode, LabError> {
         if gone {
             format!(" and removed {}", paths.dir.display())
         } else {
-            format!("; left {} in place because it holds files the lab did not create", paths.dir.display())
+            format!(
+                "; left {} in place because it holds files the lab did not create",
+                paths.dir.display()
+            )
         }
     );
     Ok(ExitCode::SUCCESS)

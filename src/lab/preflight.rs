@@ -33,7 +33,10 @@ pub fn find_tool(tool: &str) -> Option<PathBuf> {
         .chain(SYSTEM_PATH.split(':'))
         .filter(|d| !d.is_empty())
         .map(|d| Path::new(d).join(tool))
-        .find(|p| p.metadata().is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+        .find(|p| {
+            p.metadata()
+                .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
 }
 
 fn require_tool(tool: &str, install: &str) -> Result<PathBuf, LabError> {
@@ -61,11 +64,23 @@ pub fn require_node_tools() -> Result<Tools, LabError> {
             install: "install the OpenSSH server (apt-get install openssh-server)".into(),
         });
     }
-    require_tool("ssh-keygen", "install the OpenSSH client (apt-get install openssh-client)")?;
-    require_tool("sudo", "install sudo (apt-get install sudo) so that ec2-user gets passwordless sudo")?;
-    require_tool("useradd", "install the passwd package (apt-get install passwd)")?;
+    require_tool(
+        "ssh-keygen",
+        "install the OpenSSH client (apt-get install openssh-client)",
+    )?;
+    require_tool(
+        "sudo",
+        "install sudo (apt-get install sudo) so that ec2-user gets passwordless sudo",
+    )?;
+    require_tool(
+        "useradd",
+        "install the passwd package (apt-get install passwd)",
+    )?;
     let filesystems = std::fs::read_to_string("/proc/filesystems").unwrap_or_default();
-    if !filesystems.lines().any(|l| l.split_whitespace().last() == Some("overlay")) {
+    if !filesystems
+        .lines()
+        .any(|l| l.split_whitespace().last() == Some("overlay"))
+    {
         return Err(LabError::NoOverlay);
     }
     Ok(Tools { unshare, nsenter })
@@ -105,7 +120,8 @@ pub fn parse_loopback(text: &str) -> Result<Ipv4Addr, LabError> {
         address: text.to_string(),
     })?;
     let [first, ..] = address.octets();
-    let edge = address == Ipv4Addr::new(127, 0, 0, 0) || address == Ipv4Addr::new(127, 255, 255, 255);
+    let edge =
+        address == Ipv4Addr::new(127, 0, 0, 0) || address == Ipv4Addr::new(127, 255, 255, 255);
     if first != 127 || edge {
         return Err(LabError::NotLoopback {
             address: text.to_string(),
@@ -125,7 +141,11 @@ pub fn check_port_free(address: Ipv4Addr, port: u16) -> Result<(), LabError> {
             address: address.to_string(),
             port,
         }),
-        Err(e) => Err(LabError::io("bind a test listener on", Path::new(&format!("{address}:{port}")), e)),
+        Err(e) => Err(LabError::io(
+            "bind a test listener on",
+            Path::new(&format!("{address}:{port}")),
+            e,
+        )),
     }
 }
 
@@ -135,11 +155,26 @@ mod tests {
 
     #[test]
     fn only_loopback_addresses_pass() {
-        assert_eq!(parse_loopback("127.100.1.4").ok(), Some(Ipv4Addr::new(127, 100, 1, 4)));
-        assert!(matches!(parse_loopback("10.0.0.5"), Err(LabError::NotLoopback { .. })));
-        assert!(matches!(parse_loopback("192.168.1.1"), Err(LabError::NotLoopback { .. })));
-        assert!(matches!(parse_loopback("127.255.255.255"), Err(LabError::NotLoopback { .. })));
-        assert!(matches!(parse_loopback("lab-host"), Err(LabError::BadAddress { .. })));
+        assert_eq!(
+            parse_loopback("127.100.1.4").ok(),
+            Some(Ipv4Addr::new(127, 100, 1, 4))
+        );
+        assert!(matches!(
+            parse_loopback("10.0.0.5"),
+            Err(LabError::NotLoopback { .. })
+        ));
+        assert!(matches!(
+            parse_loopback("192.168.1.1"),
+            Err(LabError::NotLoopback { .. })
+        ));
+        assert!(matches!(
+            parse_loopback("127.255.255.255"),
+            Err(LabError::NotLoopback { .. })
+        ));
+        assert!(matches!(
+            parse_loopback("lab-host"),
+            Err(LabError::BadAddress { .. })
+        ));
     }
 
     #[test]

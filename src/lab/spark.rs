@@ -59,7 +59,8 @@ pub fn ensure_tarball(python: &Path) -> Result<PathBuf, LabError> {
     let out_dir = cache.join("lab-spark");
     let tarball = out_dir.join(tarball_name());
     let checksum = out_dir.join(format!("{}.sha512", tarball_name()));
-    std::fs::create_dir_all(&out_dir).map_err(|e| LabError::io("create the Spark cache dir", &out_dir, e))?;
+    std::fs::create_dir_all(&out_dir)
+        .map_err(|e| LabError::io("create the Spark cache dir", &out_dir, e))?;
     let lock_path = out_dir.join(".build.lock");
     let lock = File::create(&lock_path).map_err(|e| LabError::io("create", &lock_path, e))?;
     // SAFETY: flock on a descriptor we own; released when `lock` is dropped.
@@ -70,7 +71,12 @@ pub fn ensure_tarball(python: &Path) -> Result<PathBuf, LabError> {
         return Ok(out_dir);
     }
     let sdist = ensure_sdist(python, &cache)?;
-    eprintln!("lab: building {} from {} (once; cached in {})", tarball_name(), sdist.display(), out_dir.display());
+    eprintln!(
+        "lab: building {} from {} (once; cached in {})",
+        tarball_name(),
+        sdist.display(),
+        out_dir.display()
+    );
     let build_err = |message: String| LabError::SparkBuild {
         sdist: sdist.clone(),
         message,
@@ -101,9 +107,20 @@ fn ensure_sdist(python: &Path, cache: &Path) -> Result<PathBuf, LabError> {
     if sdist.is_file() {
         return Ok(sdist);
     }
-    eprintln!("lab: downloading pyspark=={VERSION} from PyPI into {}", pypi.display());
+    eprintln!(
+        "lab: downloading pyspark=={VERSION} from PyPI into {}",
+        pypi.display()
+    );
     let output = Command::new(python)
-        .args(["-m", "pip", "download", "--no-deps", "--no-binary", ":all:", "-d"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--no-binary",
+            ":all:",
+            "-d",
+        ])
         .arg(&pypi)
         .arg(format!("pyspark=={VERSION}"))
         .stdin(Stdio::null())
@@ -131,7 +148,10 @@ pub struct HashingWriter<W: Write> {
 
 impl<W: Write> HashingWriter<W> {
     pub fn new(inner: W) -> Self {
-        HashingWriter { inner, hasher: Sha512::new() }
+        HashingWriter {
+            inner,
+            hasher: Sha512::new(),
+        }
     }
     pub fn finish(mut self) -> io::Result<(W, String)> {
         self.inner.flush()?;
@@ -178,23 +198,33 @@ pub fn build<R: Read, W: Write>(sdist: R, out: W) -> io::Result<W> {
     header.set_mode(0o644);
     header.set_size(release.len() as u64);
     header.set_mtime(MTIME);
-    builder.append_data(&mut header, Path::new(&top).join("RELEASE"), release.as_bytes())?;
+    builder.append_data(
+        &mut header,
+        Path::new(&top).join("RELEASE"),
+        release.as_bytes(),
+    )?;
 
     let mut archive = tar::Archive::new(GzDecoder::new(sdist));
     let mut copied = 0usize;
     for entry in archive.entries()? {
         let mut entry = entry?;
         let path = entry.path()?.into_owned();
-        let Ok(rest) = path.strip_prefix(&deps) else { continue };
-        let kind = rest.components().next().map(|c| c.as_os_str().to_string_lossy().into_owned());
+        let Ok(rest) = path.strip_prefix(&deps) else {
+            continue;
+        };
+        let kind = rest
+            .components()
+            .next()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned());
         let Some(kind) = kind.filter(|k| matches!(k.as_str(), "bin" | "sbin" | "jars")) else {
             continue;
         };
         let target = Path::new(&top).join(rest);
         let executable = kind != "jars";
+        let mtime = entry_mtime(&mut entry);
         let source = entry.header();
         let mut header = tar::Header::new_gnu();
-        header.set_mtime(source.mtime().unwrap_or(MTIME));
+        header.set_mtime(mtime);
         header.set_uid(0);
         header.set_gid(0);
         match source.entry_type() {
@@ -228,12 +258,29 @@ pub fn build<R: Read, W: Write>(sdist: R, out: W) -> io::Result<W> {
     builder.into_inner()?.finish()
 }
 
+/// The entry's modification time: PAX `mtime` when present (the sdist is a PAX archive whose
+/// ustar fields hold 0), else the header's, else our fixed time.
+fn entry_mtime<R: Read>(entry: &mut tar::Entry<'_, R>) -> u64 {
+    let pax = entry.pax_extensions().ok().flatten().and_then(|exts| {
+        exts.filter_map(Result::ok)
+            .find(|e| e.key() == Ok("mtime"))
+            .and_then(|e| e.value().ok()?.split('.').next()?.parse::<u64>().ok())
+    });
+    pax.or_else(|| entry.header().mtime().ok().filter(|m| *m > 0))
+        .unwrap_or(MTIME)
+}
+
 fn is_server(address: Ipv4Addr, directory: &Path) -> impl Fn(&[String]) -> bool {
-    let (address, directory) = (address.to_string(), directory.to_string_lossy().into_owned());
+    let (address, directory) = (
+        address.to_string(),
+        directory.to_string_lossy().into_owned(),
+    );
     move |args| {
         args.iter().any(|a| a == "http.server")
             && args.windows(2).any(|w| w[0] == "--bind" && w[1] == address)
-            && args.windows(2).any(|w| w[0] == "--directory" && w[1] == directory)
+            && args
+                .windows(2)
+                .any(|w| w[0] == "--directory" && w[1] == directory)
     }
 }
 
@@ -244,7 +291,12 @@ pub fn server_alive(server: &SparkServer) -> bool {
 
 /// Starts `python3 -m http.server` on the lab address (detached, logging to http.log) and
 /// waits until it accepts connections.
-pub fn start_server(paths: &LabPaths, python: &Path, first: Ipv4Addr, directory: &Path) -> Result<SparkServer, LabError> {
+pub fn start_server(
+    paths: &LabPaths,
+    python: &Path,
+    first: Ipv4Addr,
+    directory: &Path,
+) -> Result<SparkServer, LabError> {
     let address = server_address(first);
     let log = paths.http_log();
     let server_err = |message: String| LabError::SparkServer {
@@ -262,9 +314,22 @@ pub fn start_server(paths: &LabPaths, python: &Path, first: Ipv4Addr, directory:
     let err = out.try_clone().map_err(|e| LabError::io("open", &log, e))?;
     let mut command = Command::new(python);
     command
-        .args(["-m", "http.server", &PORT.to_string(), "--bind", &address.to_string(), "--directory"])
+        .args([
+            "-m",
+            "http.server",
+            &PORT.to_string(),
+            "--bind",
+            &address.to_string(),
+            "--directory",
+        ])
         .arg(directory)
-        .env("PATH", format!("{}:{SYSTEM_PATH}", std::env::var("PATH").unwrap_or_default()))
+        .env(
+            "PATH",
+            format!(
+                "{}:{SYSTEM_PATH}",
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
         .current_dir("/")
         .stdin(Stdio::null())
         .stdout(out)
@@ -279,13 +344,20 @@ pub fn start_server(paths: &LabPaths, python: &Path, first: Ipv4Addr, directory:
     let mut child = command.spawn().map_err(|e| server_err(e.to_string()))?;
     let pid = child.id();
     let up = procs::wait_until(Duration::from_secs(20), || {
-        TcpStream::connect_timeout(&SocketAddr::from((address, PORT)), Duration::from_millis(200)).is_ok()
+        TcpStream::connect_timeout(
+            &SocketAddr::from((address, PORT)),
+            Duration::from_millis(200),
+        )
+        .is_ok()
             || matches!(child.try_wait(), Ok(Some(_)))
     });
     if !up || !procs::alive(pid) {
         procs::signal(pid, libc::SIGKILL);
         let _ = child.wait();
-        return Err(server_err(format!("it did not accept connections ({})", super::node::tail(&log, 2))));
+        return Err(server_err(format!(
+            "it did not accept connections ({})",
+            super::node::tail(&log, 2)
+        )));
     }
     Ok(SparkServer {
         address,
@@ -298,7 +370,10 @@ pub fn start_server(paths: &LabPaths, python: &Path, first: Ipv4Addr, directory:
 
 /// The URL template for a sparkboot config (`{version}` and `{package}` are filled by it).
 pub fn url_template(server: &SparkServer) -> String {
-    format!("http://{}:{}/spark-{{version}}-{{package}}.tgz", server.address, server.port)
+    format!(
+        "http://{}:{}/spark-{{version}}-{{package}}.tgz",
+        server.address, server.port
+    )
 }
 
 /// Ends the recorded server if it is still the process we started.
@@ -326,7 +401,9 @@ mod tests {
             let mut header = tar::Header::new_gnu();
             header.set_size(3);
             header.set_mode(mode);
-            builder.append_data(&mut header, path, &b"abc"[..]).expect("append");
+            builder
+                .append_data(&mut header, path, &b"abc"[..])
+                .expect("append");
         }
         builder.into_inner().expect("tar").finish().expect("gz")
     }
@@ -344,19 +421,40 @@ mod tests {
             let mode = entry.header().mode().expect("mode");
             seen.push((entry.path().expect("path").display().to_string(), mode));
         }
-        let find = |p: &str| seen.iter().find(|(path, _)| path.trim_end_matches('/') == p).map(|(_, m)| *m);
-        assert_eq!(find("spark-3.5.7-bin-hadoop3/bin/spark-submit"), Some(0o755));
-        assert_eq!(find("spark-3.5.7-bin-hadoop3/sbin/spark-daemon.sh"), Some(0o755));
-        assert_eq!(find("spark-3.5.7-bin-hadoop3/jars/spark-core.jar"), Some(0o644));
+        let find = |p: &str| {
+            seen.iter()
+                .find(|(path, _)| path.trim_end_matches('/') == p)
+                .map(|(_, m)| *m)
+        };
+        assert_eq!(
+            find("spark-3.5.7-bin-hadoop3/bin/spark-submit"),
+            Some(0o755)
+        );
+        assert_eq!(
+            find("spark-3.5.7-bin-hadoop3/sbin/spark-daemon.sh"),
+            Some(0o755)
+        );
+        assert_eq!(
+            find("spark-3.5.7-bin-hadoop3/jars/spark-core.jar"),
+            Some(0o644)
+        );
         assert!(find("spark-3.5.7-bin-hadoop3/conf").is_some());
         assert!(find("spark-3.5.7-bin-hadoop3/RELEASE").is_some());
-        assert!(!seen.iter().any(|(p, _)| p.contains("examples") || p.contains("setup.py")));
-        let again = build(&sdist[..], HashingWriter::new(Vec::new())).expect("build").finish().expect("finish");
+        assert!(!seen
+            .iter()
+            .any(|(p, _)| p.contains("examples") || p.contains("setup.py")));
+        let again = build(&sdist[..], HashingWriter::new(Vec::new()))
+            .expect("build")
+            .finish()
+            .expect("finish");
         assert_eq!(again.1, digest, "two builds must be byte-identical");
     }
 
     #[test]
     fn server_address_is_the_top_of_the_lab_range() {
-        assert_eq!(server_address(Ipv4Addr::new(127, 100, 0, 2)), Ipv4Addr::new(127, 100, 255, 254));
+        assert_eq!(
+            server_address(Ipv4Addr::new(127, 100, 0, 2)),
+            Ipv4Addr::new(127, 100, 255, 254)
+        );
     }
 }

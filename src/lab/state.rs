@@ -72,10 +72,12 @@ impl LabState {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(LabError::io("read", &path, e)),
         };
-        serde_json::from_str(&text).map(Some).map_err(|e| LabError::BadState {
-            path: path.clone(),
-            message: e.to_string(),
-        })
+        serde_json::from_str(&text)
+            .map(Some)
+            .map_err(|e| LabError::BadState {
+                path: path.clone(),
+                message: e.to_string(),
+            })
     }
 
     pub fn save(&self, paths: &LabPaths) -> Result<(), LabError> {
@@ -130,7 +132,12 @@ impl LabState {
                 jump_host: None,
             },
             master: entry(master),
-            workers: self.nodes.iter().filter(|n| n.role == Role::Worker).map(entry).collect(),
+            workers: self
+                .nodes
+                .iter()
+                .filter(|n| n.role == Role::Worker)
+                .map(entry)
+                .collect(),
         };
         let header = format!(
             "# Written by `sparkboot lab`; rewritten by `lab up`, `lab add` and `lab remove`.\n\
@@ -145,7 +152,10 @@ impl LabState {
 /// Writes `bytes` to `path` through a temporary file in the same directory and a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), LabError> {
     use std::os::unix::fs::PermissionsExt;
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
     std::fs::write(&tmp, bytes).map_err(|e| LabError::io("write", &tmp, e))?;
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
@@ -186,7 +196,11 @@ pub fn ensure_key(paths: &LabPaths) -> Result<String, LabError> {
 
 /// Writes the sample sparkboot.toml that points converge at the lab's Spark server. It is a
 /// comment block for now: the config schema belongs to the `config` module.
-pub fn write_sample_config(paths: &LabPaths, url_template: &str, url: &str) -> Result<(), LabError> {
+pub fn write_sample_config(
+    paths: &LabPaths,
+    url_template: &str,
+    url: &str,
+) -> Result<(), LabError> {
     let text = format!(
         "# Sample sparkboot configuration for this lab, written by `sparkboot lab up`.\n\
          # The lab serves a Spark-shaped tarball built from PyPI pyspark==3.5.7, with its .sha512:\n\

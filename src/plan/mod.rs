@@ -22,7 +22,11 @@ pub use steps::restart_script;
 #[derive(Debug, Error, PartialEq)]
 pub enum PlanError {
     #[error("step {step:?} (role {role}): {message}")]
-    Step { role: String, step: String, message: String },
+    Step {
+        role: String,
+        step: String,
+        message: String,
+    },
 }
 
 /// Bytes a change sends on stdin.
@@ -77,7 +81,13 @@ impl PlannedStep {
             Action::Change(c) => (true, c.reason.clone(), c.diff.clone()),
             Action::Unchanged(r) => (false, r.clone(), None),
         };
-        StepReport { role: self.role.clone(), step: self.name.clone(), changed, reason, diff }
+        StepReport {
+            role: self.role.clone(),
+            step: self.name.clone(),
+            changed,
+            reason,
+            diff,
+        }
     }
 }
 
@@ -127,7 +137,11 @@ pub fn probe_request(steps: &[Step], diff: bool) -> ProbeRequest {
             Resource::Service(s) => {
                 req.services.insert(
                     s.name.clone(),
-                    ServiceProbe { pidfile: s.pidfile.clone(), cmdline_match: s.cmdline_match.clone(), systemd_unit: s.systemd_unit.clone() },
+                    ServiceProbe {
+                        pidfile: s.pidfile.clone(),
+                        cmdline_match: s.cmdline_match.clone(),
+                        systemd_unit: s.systemd_unit.clone(),
+                    },
                 );
             }
             Resource::Command(c) => {
@@ -144,17 +158,29 @@ pub fn probe_request(steps: &[Step], diff: bool) -> ProbeRequest {
 }
 
 /// Plans every step in order against a simulated copy of the facts.
-pub fn plan(steps: &[Step], facts: &Facts, opts: &PlanOptions) -> Result<Vec<PlannedStep>, PlanError> {
+pub fn plan(
+    steps: &[Step],
+    facts: &Facts,
+    opts: &PlanOptions,
+) -> Result<Vec<PlannedStep>, PlanError> {
     let mut sim = facts.clone();
     steps
         .iter()
         .map(|step| {
-            let action = steps::plan_step(&step.resource, &mut sim, opts).map_err(|message| PlanError::Step {
-                role: step.role.clone(),
-                step: step.name.clone(),
-                message,
+            let action = steps::plan_step(&step.resource, &mut sim, opts).map_err(|message| {
+                PlanError::Step {
+                    role: step.role.clone(),
+                    step: step.name.clone(),
+                    message,
+                }
             })?;
-            Ok(PlannedStep { role: step.role.clone(), phase: step.phase, name: step.name.clone(), notify: step.notify.clone(), action })
+            Ok(PlannedStep {
+                role: step.role.clone(),
+                phase: step.phase,
+                name: step.name.clone(),
+                notify: step.notify.clone(),
+                action,
+            })
         })
         .collect()
 }

@@ -16,7 +16,13 @@ pub fn marker(dest: &str) -> String {
 }
 
 fn change(reason: String, script: String) -> Action {
-    Action::Change(Change { reason, script, stdin: None, diff: None, starts_service: None })
+    Action::Change(Change {
+        reason,
+        script,
+        stdin: None,
+        diff: None,
+        starts_service: None,
+    })
 }
 
 fn mode_of(spec: &str) -> u32 {
@@ -39,7 +45,11 @@ fn invalidate_below(sim: &mut Facts, prefix: &str) {
     }
 }
 
-pub fn plan_step(resource: &Resource, sim: &mut Facts, opts: &PlanOptions) -> Result<Action, String> {
+pub fn plan_step(
+    resource: &Resource,
+    sim: &mut Facts,
+    opts: &PlanOptions,
+) -> Result<Action, String> {
     match resource {
         Resource::Package(p) => package(p, sim),
         Resource::Group(g) => Ok(group(g, sim)),
@@ -64,14 +74,24 @@ fn package(p: &PackageSpec, sim: &mut Facts) -> Result<Action, String> {
     if names.is_empty() {
         return Err(format!("the step lists no package names for {manager}"));
     }
-    let missing: Vec<String> = names.iter().filter(|n| !sim.packages.get(*n).copied().unwrap_or(false)).cloned().collect();
+    let missing: Vec<String> = names
+        .iter()
+        .filter(|n| !sim.packages.get(*n).copied().unwrap_or(false))
+        .cloned()
+        .collect();
     if missing.is_empty() {
-        return Ok(Action::Unchanged(format!("{} already installed", names.join(", "))));
+        return Ok(Action::Unchanged(format!(
+            "{} already installed",
+            names.join(", ")
+        )));
     }
     for n in &missing {
         sim.packages.insert(n.clone(), true);
     }
-    Ok(change(format!("install {} with {manager}", missing.join(", ")), ops::install_packages(&manager, &missing)))
+    Ok(change(
+        format!("install {} with {manager}", missing.join(", ")),
+        ops::install_packages(&manager, &missing),
+    ))
 }
 
 fn group(g: &GroupSpec, sim: &mut Facts) -> Action {
@@ -79,7 +99,10 @@ fn group(g: &GroupSpec, sim: &mut Facts) -> Action {
         return Action::Unchanged(format!("group {} exists", g.name));
     }
     sim.groups.insert(g.name.clone(), Some(0));
-    change(format!("create group {}", g.name), ops::add_group(&g.name, g.system))
+    change(
+        format!("create group {}", g.name),
+        ops::add_group(&g.name, g.system),
+    )
 }
 
 fn user(u: &UserSpec, sim: &mut Facts) -> Action {
@@ -87,18 +110,41 @@ fn user(u: &UserSpec, sim: &mut Facts) -> Action {
         return Action::Unchanged(format!("user {} exists", u.name));
     }
     let home = u.home.clone().unwrap_or_else(|| "/nonexistent".into());
-    sim.users.insert(u.name.clone(), Some(UserFact { uid: 0, gid: 0, home, shell: u.shell.clone().unwrap_or_default() }));
+    sim.users.insert(
+        u.name.clone(),
+        Some(UserFact {
+            uid: 0,
+            gid: 0,
+            home,
+            shell: u.shell.clone().unwrap_or_default(),
+        }),
+    );
     change(
         format!("create user {}", u.name),
-        ops::add_user(&u.name, u.group.as_deref(), u.system, u.home.as_deref(), u.shell.as_deref()),
+        ops::add_user(
+            &u.name,
+            u.group.as_deref(),
+            u.system,
+            u.home.as_deref(),
+            u.shell.as_deref(),
+        ),
     )
 }
 
 /// Describes owner/group/mode drift, or None when they match.
-fn drift(owner: &str, group: &str, mode: u32, want_owner: &str, want_group: &str, want_mode: u32) -> Option<String> {
+fn drift(
+    owner: &str,
+    group: &str,
+    mode: u32,
+    want_owner: &str,
+    want_group: &str,
+    want_mode: u32,
+) -> Option<String> {
     let mut parts = Vec::new();
     if owner != want_owner || group != want_group {
-        parts.push(format!("owner {owner}:{group} -> {want_owner}:{want_group}"));
+        parts.push(format!(
+            "owner {owner}:{group} -> {want_owner}:{want_group}"
+        ));
     }
     if mode != want_mode {
         parts.push(format!("mode {mode:04o} -> {want_mode:04o}"));
@@ -109,18 +155,46 @@ fn drift(owner: &str, group: &str, mode: u32, want_owner: &str, want_group: &str
 fn directory(d: &DirectorySpec, sim: &mut Facts) -> Result<Action, String> {
     let want = mode_of(&d.mode);
     let action = match sim.path(&d.path).clone() {
-        PathFact::Absent => change(format!("create {}", d.path), ops::ensure_directory(&d.path, &d.owner, &d.group, &d.mode)),
-        PathFact::Dir { owner, group, mode } => match drift(&owner, &group, mode, &d.owner, &d.group, want) {
-            None => Action::Unchanged(format!("{} is a directory with the right owner and mode", d.path)),
-            Some(what) => change(format!("fix {}: {what}", d.path), ops::set_owner_mode(&d.path, &d.owner, &d.group, &d.mode)),
-        },
-        other => return Err(format!("{} exists but is not a directory ({other:?}); move it away and run again", d.path)),
+        PathFact::Absent => change(
+            format!("create {}", d.path),
+            ops::ensure_directory(&d.path, &d.owner, &d.group, &d.mode),
+        ),
+        PathFact::Dir { owner, group, mode } => {
+            match drift(&owner, &group, mode, &d.owner, &d.group, want) {
+                None => Action::Unchanged(format!(
+                    "{} is a directory with the right owner and mode",
+                    d.path
+                )),
+                Some(what) => change(
+                    format!("fix {}: {what}", d.path),
+                    ops::set_owner_mode(&d.path, &d.owner, &d.group, &d.mode),
+                ),
+            }
+        }
+        other => {
+            return Err(format!(
+                "{} exists but is not a directory ({other:?}); move it away and run again",
+                d.path
+            ))
+        }
     };
-    sim.paths.insert(d.path.clone(), PathFact::Dir { owner: d.owner.clone(), group: d.group.clone(), mode: want });
+    sim.paths.insert(
+        d.path.clone(),
+        PathFact::Dir {
+            owner: d.owner.clone(),
+            group: d.group.clone(),
+            mode: want,
+        },
+    );
     Ok(action)
 }
 
-fn file(f: &FileSpec, content: &str, sim: &mut Facts, opts: &PlanOptions) -> Result<Action, String> {
+fn file(
+    f: &FileSpec,
+    content: &str,
+    sim: &mut Facts,
+    opts: &PlanOptions,
+) -> Result<Action, String> {
     let sha = hex::encode(Sha256::digest(content.as_bytes()));
     let want = mode_of(&f.mode);
     let write = |reason: String, sim: &Facts| {
@@ -138,19 +212,46 @@ fn file(f: &FileSpec, content: &str, sim: &mut Facts, opts: &PlanOptions) -> Res
     };
     let action = match sim.path(&f.path).clone() {
         PathFact::Absent => write(format!("create {}", f.path), sim),
-        PathFact::File { owner, group, mode, sha256 } if sha256 != sha => {
+        PathFact::File {
+            owner,
+            group,
+            mode,
+            sha256,
+        } if sha256 != sha => {
             let _ = (owner, group, mode);
             write(format!("update {} (content differs)", f.path), sim)
         }
-        PathFact::File { owner, group, mode, .. } => match drift(&owner, &group, mode, &f.owner, &f.group, want) {
+        PathFact::File {
+            owner, group, mode, ..
+        } => match drift(&owner, &group, mode, &f.owner, &f.group, want) {
             None => Action::Unchanged(format!("{} is up to date", f.path)),
-            Some(what) => change(format!("fix {}: {what}", f.path), ops::set_owner_mode(&f.path, &f.owner, &f.group, &f.mode)),
+            Some(what) => change(
+                format!("fix {}: {what}", f.path),
+                ops::set_owner_mode(&f.path, &f.owner, &f.group, &f.mode),
+            ),
         },
-        PathFact::Link { target } => write(format!("replace symlink {} (-> {target}) with a file", f.path), sim),
-        other => return Err(format!("{} exists but is not a regular file ({other:?}); move it away and run again", f.path)),
+        PathFact::Link { target } => write(
+            format!("replace symlink {} (-> {target}) with a file", f.path),
+            sim,
+        ),
+        other => {
+            return Err(format!(
+                "{} exists but is not a regular file ({other:?}); move it away and run again",
+                f.path
+            ))
+        }
     };
-    sim.paths.insert(f.path.clone(), PathFact::File { owner: f.owner.clone(), group: f.group.clone(), mode: want, sha256: sha });
-    sim.contents.insert(f.path.clone(), Some(content.to_string()));
+    sim.paths.insert(
+        f.path.clone(),
+        PathFact::File {
+            owner: f.owner.clone(),
+            group: f.group.clone(),
+            mode: want,
+            sha256: sha,
+        },
+    );
+    sim.contents
+        .insert(f.path.clone(), Some(content.to_string()));
     Ok(action)
 }
 
@@ -161,21 +262,40 @@ fn download(d: &DownloadSpec, sim: &mut Facts, opts: &PlanOptions) -> Result<Act
     let marker = marker(&d.dest);
     let installed = sim.contents.get(&marker).cloned().flatten();
     if installed.as_deref().map(str::trim) == Some(d.sha512.as_str()) {
-        return Ok(Action::Unchanged(format!("{} holds the verified archive (sha512 {}…)", d.dest, &d.sha512[..16])));
+        return Ok(Action::Unchanged(format!(
+            "{} holds the verified archive (sha512 {}…)",
+            d.dest,
+            &d.sha512[..16]
+        )));
     }
     let (stdin, from_stdin) = if d.source == "push" {
-        let local = opts.pushed.get(&d.sha512).ok_or_else(|| format!("push mode: no verified local copy of {} with that sha512", d.url))?;
+        let local = opts.pushed.get(&d.sha512).ok_or_else(|| {
+            format!(
+                "push mode: no verified local copy of {} with that sha512",
+                d.url
+            )
+        })?;
         (Some(Payload::LocalFile(local.clone())), true)
     } else {
         (None, false)
     };
     let reason = match installed {
         None => format!("download {} into {} and verify its sha512", d.url, d.dest),
-        Some(_) => format!("reinstall {}: the installed archive's checksum differs", d.dest),
+        Some(_) => format!(
+            "reinstall {}: the installed archive's checksum differs",
+            d.dest
+        ),
     };
     invalidate_below(sim, &d.dest);
     sim.contents.insert(marker, Some(d.sha512.clone()));
-    sim.paths.insert(d.dest.clone(), PathFact::Dir { owner: d.owner.clone(), group: d.group.clone(), mode: 0o755 });
+    sim.paths.insert(
+        d.dest.clone(),
+        PathFact::Dir {
+            owner: d.owner.clone(),
+            group: d.group.clone(),
+            mode: 0o755,
+        },
+    );
     Ok(Action::Change(Change {
         reason,
         script: ops::download_unpack(&d.url, &d.sha512, &d.dest, &d.owner, &d.group, from_stdin),
@@ -187,41 +307,85 @@ fn download(d: &DownloadSpec, sim: &mut Facts, opts: &PlanOptions) -> Result<Act
 
 fn symlink(l: &SymlinkSpec, sim: &mut Facts) -> Result<Action, String> {
     let action = match sim.path(&l.path).clone() {
-        PathFact::Link { target } if target == l.target => return Ok(Action::Unchanged(format!("{} -> {}", l.path, l.target))),
-        PathFact::Link { target } => change(format!("repoint {} from {target} to {}", l.path, l.target), ops::symlink(&l.path, &l.target)),
-        PathFact::Absent => change(format!("link {} -> {}", l.path, l.target), ops::symlink(&l.path, &l.target)),
-        other => return Err(format!("{} exists and is not a symlink ({other:?}); move it away and run again", l.path)),
+        PathFact::Link { target } if target == l.target => {
+            return Ok(Action::Unchanged(format!("{} -> {}", l.path, l.target)))
+        }
+        PathFact::Link { target } => change(
+            format!("repoint {} from {target} to {}", l.path, l.target),
+            ops::symlink(&l.path, &l.target),
+        ),
+        PathFact::Absent => change(
+            format!("link {} -> {}", l.path, l.target),
+            ops::symlink(&l.path, &l.target),
+        ),
+        other => {
+            return Err(format!(
+                "{} exists and is not a symlink ({other:?}); move it away and run again",
+                l.path
+            ))
+        }
     };
     invalidate_below(sim, &l.path);
-    sim.paths.insert(l.path.clone(), PathFact::Link { target: l.target.clone() });
+    sim.paths.insert(
+        l.path.clone(),
+        PathFact::Link {
+            target: l.target.clone(),
+        },
+    );
     Ok(action)
 }
 
 fn authorized_key(k: &AuthorizedKeySpec, sim: &mut Facts) -> Result<Action, String> {
     if !matches!(sim.users.get(&k.user), Some(Some(_))) {
-        return Err(format!("user {} does not exist; create it in an earlier step", k.user));
+        return Err(format!(
+            "user {} does not exist; create it in an earlier step",
+            k.user
+        ));
     }
     if k.tag.is_empty() || k.tag.contains(char::is_whitespace) {
         return Err(format!("tag {:?} must be one word", k.tag));
     }
-    let wanted = [k.options.trim(), k.key.trim(), k.tag.as_str()].iter().filter(|s| !s.is_empty()).cloned().collect::<Vec<_>>().join(" ");
-    let current = sim.authorized_keys.get(&k.user).cloned().flatten().unwrap_or_default();
+    let wanted = [k.options.trim(), k.key.trim(), k.tag.as_str()]
+        .iter()
+        .filter(|s| !s.is_empty())
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(" ");
+    let current = sim
+        .authorized_keys
+        .get(&k.user)
+        .cloned()
+        .flatten()
+        .unwrap_or_default();
     let owns = |line: &str| line.split_whitespace().last() == Some(k.tag.as_str());
     let mut kept: Vec<&str> = current.lines().filter(|l| !owns(l)).collect();
     let ours: Vec<&str> = current.lines().filter(|l| owns(l)).collect();
     if ours == [wanted.as_str()] {
-        return Ok(Action::Unchanged(format!("{}'s authorized_keys holds the key tagged {}", k.user, k.tag)));
+        return Ok(Action::Unchanged(format!(
+            "{}'s authorized_keys holds the key tagged {}",
+            k.user, k.tag
+        )));
     }
     let removed = ours.iter().filter(|l| **l != wanted).count();
     kept.push(&wanted);
     let new = format!("{}\n", kept.join("\n"));
-    sim.authorized_keys.insert(k.user.clone(), Some(new.clone()));
+    sim.authorized_keys
+        .insert(k.user.clone(), Some(new.clone()));
     let reason = if removed > 0 {
-        format!("replace {removed} stale key(s) tagged {} in {}'s authorized_keys", k.tag, k.user)
+        format!(
+            "replace {removed} stale key(s) tagged {} in {}'s authorized_keys",
+            k.tag, k.user
+        )
     } else {
         format!("authorize the key tagged {} for {}", k.tag, k.user)
     };
-    Ok(Action::Change(Change { reason, script: ops::write_authorized_keys(&k.user), stdin: Some(Payload::Bytes(new.into_bytes())), diff: None, starts_service: None }))
+    Ok(Action::Change(Change {
+        reason,
+        script: ops::write_authorized_keys(&k.user),
+        stdin: Some(Payload::Bytes(new.into_bytes())),
+        diff: None,
+        starts_service: None,
+    }))
 }
 
 /// The script that starts a service, by systemd where it runs, else by the fallback command.
@@ -235,16 +399,37 @@ pub fn start_script(s: &ServiceSpec, systemd: bool) -> String {
 pub fn restart_script(s: &ServiceSpec, systemd: bool) -> String {
     match (&s.systemd_unit, systemd) {
         (Some(unit), true) => ops::systemd_restart(unit),
-        _ => ops::restart_service(&s.user, &s.stop, &s.start, &s.pidfile, s.cmdline_match.as_deref()),
+        _ => ops::restart_service(
+            &s.user,
+            &s.stop,
+            &s.start,
+            &s.pidfile,
+            s.cmdline_match.as_deref(),
+        ),
     }
 }
 
 fn service(s: &ServiceSpec, sim: &mut Facts) -> Action {
-    let fact = sim.services.get(&s.name).cloned().unwrap_or(ServiceFact { running: false, pid: None });
+    let fact = sim.services.get(&s.name).cloned().unwrap_or(ServiceFact {
+        running: false,
+        pid: None,
+    });
     if fact.running {
-        return Action::Unchanged(format!("{} is running (pid {})", s.name, fact.pid.map(|p| p.to_string()).unwrap_or_else(|| "?".into())));
+        return Action::Unchanged(format!(
+            "{} is running (pid {})",
+            s.name,
+            fact.pid
+                .map(|p| p.to_string())
+                .unwrap_or_else(|| "?".into())
+        ));
     }
-    sim.services.insert(s.name.clone(), ServiceFact { running: true, pid: None });
+    sim.services.insert(
+        s.name.clone(),
+        ServiceFact {
+            running: true,
+            pid: None,
+        },
+    );
     Action::Change(Change {
         reason: format!("start {} (not running)", s.name),
         script: start_script(s, sim.system.systemd),
@@ -268,5 +453,8 @@ fn command(c: &CommandSpec, sim: &mut Facts) -> Action {
     if let Some(p) = &c.creates {
         sim.paths.insert(p.clone(), PathFact::Other);
     }
-    change(format!("run `{}`", c.run.lines().next().unwrap_or_default()), ops::command(&c.user, &c.run))
+    change(
+        format!("run `{}`", c.run.lines().next().unwrap_or_default()),
+        ops::command(&c.user, &c.run),
+    )
 }

@@ -25,16 +25,28 @@ pub struct HostBar {
 
 impl Progress {
     pub fn new(enabled: bool) -> Self {
-        let target = if enabled { ProgressDrawTarget::stderr() } else { ProgressDrawTarget::hidden() };
-        Progress { multi: MultiProgress::with_draw_target(target), enabled }
+        let target = if enabled {
+            ProgressDrawTarget::stderr()
+        } else {
+            ProgressDrawTarget::hidden()
+        };
+        Progress {
+            multi: MultiProgress::with_draw_target(target),
+            enabled,
+        }
     }
 
     pub fn host(&self, name: &str) -> HostBar {
         if !self.enabled {
             return HostBar { bar: None };
         }
-        let style = ProgressStyle::with_template("{spinner} {prefix:.bold} {wide_msg}").unwrap_or_else(|_| ProgressStyle::default_spinner());
-        let bar = self.multi.add(ProgressBar::new_spinner().with_style(style).with_prefix(name.to_string()));
+        let style = ProgressStyle::with_template("{spinner} {prefix:.bold} {wide_msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner());
+        let bar = self.multi.add(
+            ProgressBar::new_spinner()
+                .with_style(style)
+                .with_prefix(name.to_string()),
+        );
         bar.enable_steady_tick(Duration::from_millis(120));
         HostBar { bar: Some(bar) }
     }
@@ -96,18 +108,29 @@ pub struct Summary {
 
 impl RunReport {
     pub fn new(command: &str, check: bool, elapsed: Duration, hosts: Vec<HostRecap>) -> Self {
-        let mut s = Summary { hosts: hosts.len(), ..Summary::default() };
+        let mut s = Summary {
+            hosts: hosts.len(),
+            ..Summary::default()
+        };
         for h in &hosts {
             s.ok += h.ok;
             s.changed += h.changed;
             s.failed += h.failed;
             s.unreachable += h.unreachable;
         }
-        RunReport { schema: 1, command: command.to_string(), check, elapsed_ms: elapsed.as_millis(), hosts, summary: s }
+        RunReport {
+            schema: 1,
+            command: command.to_string(),
+            check,
+            elapsed_ms: elapsed.as_millis(),
+            hosts,
+            summary: s,
+        }
     }
 
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"cannot serialise the report: {e}\"}}"))
+        serde_json::to_string_pretty(self)
+            .unwrap_or_else(|e| format!("{{\"error\": \"cannot serialise the report: {e}\"}}"))
     }
 
     /// The human report: changes (or every step with -v), errors, then the recap table.
@@ -121,7 +144,10 @@ impl RunReport {
                         (true, false) => "changed",
                         (false, _) => "ok",
                     };
-                    out.push_str(&format!("{:<14} {}: {} — {}\n", mark, h.name, s.step, s.reason));
+                    out.push_str(&format!(
+                        "{:<14} {}: {} — {}\n",
+                        mark, h.name, s.step, s.reason
+                    ));
                 }
                 if diff {
                     if let Some(d) = &s.diff {
@@ -133,14 +159,28 @@ impl RunReport {
                 }
             }
             if let Some(e) = &h.error {
-                let kind = if h.unreachable > 0 { "UNREACHABLE" } else { "FAILED" };
+                let kind = if h.unreachable > 0 {
+                    "UNREACHABLE"
+                } else {
+                    "FAILED"
+                };
                 out.push_str(&format!("{kind:<14} {}: {e}\n", h.name));
             }
         }
-        let width = self.hosts.iter().map(|h| h.name.len()).max().unwrap_or(4).max(4);
+        let width = self
+            .hosts
+            .iter()
+            .map(|h| h.name.len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
         out.push_str(&format!(
             "\nRECAP{}\n{:<width$}  {:>4} {:>7} {:>6} {:>11} {:>7}\n",
-            if self.check { " (check mode: nothing was changed)" } else { "" },
+            if self.check {
+                " (check mode: nothing was changed)"
+            } else {
+                ""
+            },
             "host",
             "ok",
             "changed",
@@ -154,7 +194,11 @@ impl RunReport {
                 h.name, h.ok, h.changed, h.failed, h.unreachable, h.skipped
             ));
         }
-        out.push_str(&format!("{} host(s) in {:.1}s\n", self.hosts.len(), self.elapsed_ms as f64 / 1000.0));
+        out.push_str(&format!(
+            "{} host(s) in {:.1}s\n",
+            self.hosts.len(),
+            self.elapsed_ms as f64 / 1000.0
+        ));
         out
     }
 }

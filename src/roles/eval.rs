@@ -45,7 +45,9 @@ pub const HEADER: &str = "Managed by sparkboot: local edits are overwritten by t
 impl EvalContext {
     /// For commands that evaluate no roles (`exec`).
     pub fn empty() -> Self {
-        EvalContext { tera: Tera::default() }
+        EvalContext {
+            tera: Tera::default(),
+        }
     }
 
     /// Compiles every template the roles reference; a missing or broken one fails here, before
@@ -55,16 +57,19 @@ impl EvalContext {
         tera.autoescape_on(vec![]);
         for role in roles {
             for step in &role.data.steps {
-                let Some(name) = step.file.as_ref().and_then(|f| f.template.as_ref()) else { continue };
+                let Some(name) = step.file.as_ref().and_then(|f| f.template.as_ref()) else {
+                    continue;
+                };
                 if tera.get_template_names().any(|n| n == name) {
                     continue;
                 }
                 let text = library.template_text(name)?;
-                tera.add_raw_template(name, &text).map_err(|e| RoleError::Invalid {
-                    file: format!("templates/{name}"),
-                    step: step.name.clone(),
-                    message: tera_message(&e),
-                })?;
+                tera.add_raw_template(name, &text)
+                    .map_err(|e| RoleError::Invalid {
+                        file: format!("templates/{name}"),
+                        step: step.name.clone(),
+                        message: tera_message(&e),
+                    })?;
             }
         }
         Ok(EvalContext { tera })
@@ -107,7 +112,13 @@ fn with_header(content: String, comment: &str) -> String {
 
 /// Evaluates the roles for one host. `context` is the host's template context (host, facts,
 /// inventory, vars); `node_role` picks which roles apply.
-pub fn evaluate(eval: &EvalContext, roles: &[Role], node_role: &str, host_name: &str, context: &Value) -> Result<Vec<Step>, RoleError> {
+pub fn evaluate(
+    eval: &EvalContext,
+    roles: &[Role],
+    node_role: &str,
+    host_name: &str,
+    context: &Value,
+) -> Result<Vec<Step>, RoleError> {
     let ctx = Context::from_value(context.clone()).map_err(|e| RoleError::Render {
         role: "(context)".into(),
         step: String::new(),
@@ -115,7 +126,10 @@ pub fn evaluate(eval: &EvalContext, roles: &[Role], node_role: &str, host_name: 
         message: e.to_string(),
     })?;
     let mut steps = Vec::new();
-    for role in roles.iter().filter(|r| r.data.hosts.iter().any(|h| h == node_role)) {
+    for role in roles
+        .iter()
+        .filter(|r| r.data.hosts.iter().any(|h| h == node_role))
+    {
         for raw in &role.data.steps {
             let fail = |message: String| RoleError::Render {
                 role: role.name.clone(),
@@ -124,30 +138,72 @@ pub fn evaluate(eval: &EvalContext, roles: &[Role], node_role: &str, host_name: 
                 message,
             };
             if let Some(cond) = &raw.when {
-                let verdict = render(&format!("{{% if {cond} %}}true{{% else %}}false{{% endif %}}"), &ctx).map_err(&fail)?;
+                let verdict = render(
+                    &format!("{{% if {cond} %}}true{{% else %}}false{{% endif %}}"),
+                    &ctx,
+                )
+                .map_err(&fail)?;
                 if verdict != "true" {
                     continue;
                 }
             }
             let r = |s: &String| render(s, &ctx).map_err(&fail);
-            let ro = |s: &Option<String>| s.as_ref().map(|v| render(v, &ctx)).transpose().map_err(&fail);
-            let rv = |v: &Vec<String>| v.iter().map(|s| render(s, &ctx)).collect::<Result<Vec<_>, _>>().map_err(&fail);
+            let ro = |s: &Option<String>| {
+                s.as_ref()
+                    .map(|v| render(v, &ctx))
+                    .transpose()
+                    .map_err(&fail)
+            };
+            let rv = |v: &Vec<String>| {
+                v.iter()
+                    .map(|s| render(s, &ctx))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(&fail)
+            };
             let resource = if let Some(p) = &raw.package {
-                Resource::Package(PackageSpec { apt: rv(&p.apt)?, dnf: rv(&p.dnf)? })
+                Resource::Package(PackageSpec {
+                    apt: rv(&p.apt)?,
+                    dnf: rv(&p.dnf)?,
+                })
             } else if let Some(g) = &raw.group {
-                Resource::Group(GroupSpec { name: r(&g.name)?, system: g.system })
+                Resource::Group(GroupSpec {
+                    name: r(&g.name)?,
+                    system: g.system,
+                })
             } else if let Some(u) = &raw.user {
-                Resource::User(UserSpec { name: r(&u.name)?, group: ro(&u.group)?, system: u.system, home: ro(&u.home)?, shell: ro(&u.shell)? })
+                Resource::User(UserSpec {
+                    name: r(&u.name)?,
+                    group: ro(&u.group)?,
+                    system: u.system,
+                    home: ro(&u.home)?,
+                    shell: ro(&u.shell)?,
+                })
             } else if let Some(d) = &raw.directory {
-                Resource::Directory(DirectorySpec { path: r(&d.path)?, owner: r(&d.owner)?, group: r(&d.group)?, mode: d.mode.clone() })
+                Resource::Directory(DirectorySpec {
+                    path: r(&d.path)?,
+                    owner: r(&d.owner)?,
+                    group: r(&d.group)?,
+                    mode: d.mode.clone(),
+                })
             } else if let Some(f) = &raw.file {
                 let body = match (&f.template, &f.content) {
-                    (Some(name), _) => eval.tera.render(name, &ctx).map_err(|e| fail(format!("template {name}: {}", tera_message(&e))))?,
+                    (Some(name), _) => eval
+                        .tera
+                        .render(name, &ctx)
+                        .map_err(|e| fail(format!("template {name}: {}", tera_message(&e))))?,
                     (None, Some(c)) => r(c)?,
                     (None, None) => String::new(),
                 };
-                let spec = FileSpec { path: r(&f.path)?, owner: r(&f.owner)?, group: r(&f.group)?, ..f.clone() };
-                Resource::File { content: with_header(body, &f.comment), spec }
+                let spec = FileSpec {
+                    path: r(&f.path)?,
+                    owner: r(&f.owner)?,
+                    group: r(&f.group)?,
+                    ..f.clone()
+                };
+                Resource::File {
+                    content: with_header(body, &f.comment),
+                    spec,
+                }
             } else if let Some(d) = &raw.download {
                 Resource::Download(DownloadSpec {
                     url: r(&d.url)?,
@@ -158,9 +214,17 @@ pub fn evaluate(eval: &EvalContext, roles: &[Role], node_role: &str, host_name: 
                     source: d.source.clone(),
                 })
             } else if let Some(l) = &raw.symlink {
-                Resource::Symlink(SymlinkSpec { path: r(&l.path)?, target: r(&l.target)? })
+                Resource::Symlink(SymlinkSpec {
+                    path: r(&l.path)?,
+                    target: r(&l.target)?,
+                })
             } else if let Some(k) = &raw.authorized_key {
-                Resource::AuthorizedKey(AuthorizedKeySpec { user: r(&k.user)?, key: r(&k.key)?, options: r(&k.options)?, tag: r(&k.tag)? })
+                Resource::AuthorizedKey(AuthorizedKeySpec {
+                    user: r(&k.user)?,
+                    key: r(&k.key)?,
+                    options: r(&k.options)?,
+                    tag: r(&k.tag)?,
+                })
             } else if let Some(s) = &raw.service {
                 Resource::Service(ServiceSpec {
                     name: r(&s.name)?,
@@ -172,11 +236,22 @@ pub fn evaluate(eval: &EvalContext, roles: &[Role], node_role: &str, host_name: 
                     systemd_unit: ro(&s.systemd_unit)?,
                 })
             } else if let Some(c) = &raw.command {
-                Resource::Command(CommandSpec { run: r(&c.run)?, creates: ro(&c.creates)?, unless: ro(&c.unless)?, user: r(&c.user)? })
+                Resource::Command(CommandSpec {
+                    run: r(&c.run)?,
+                    creates: ro(&c.creates)?,
+                    unless: ro(&c.unless)?,
+                    user: r(&c.user)?,
+                })
             } else {
                 return Err(fail("names no resource".into()));
             };
-            steps.push(Step { role: role.name.clone(), phase: role.data.phase, name: r(&raw.name)?, notify: raw.notify.clone(), resource });
+            steps.push(Step {
+                role: role.name.clone(),
+                phase: role.data.phase,
+                name: r(&raw.name)?,
+                notify: raw.notify.clone(),
+                resource,
+            });
         }
     }
     Ok(steps)
@@ -184,7 +259,15 @@ pub fn evaluate(eval: &EvalContext, roles: &[Role], node_role: &str, host_name: 
 
 /// Handler name -> the service it restarts, across the loaded roles.
 pub fn handler_map(roles: &[Role]) -> BTreeMap<String, String> {
-    roles.iter().flat_map(|r| r.data.handlers.iter().map(|h| (h.name.clone(), h.restart.clone()))).collect()
+    roles
+        .iter()
+        .flat_map(|r| {
+            r.data
+                .handlers
+                .iter()
+                .map(|h| (h.name.clone(), h.restart.clone()))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -194,7 +277,10 @@ mod tests {
     #[test]
     fn header_goes_after_a_shebang() {
         let out = with_header("#!/bin/sh\necho hi\n".into(), "#");
-        assert!(out.starts_with("#!/bin/sh\n# Managed by sparkboot"), "{out}");
+        assert!(
+            out.starts_with("#!/bin/sh\n# Managed by sparkboot"),
+            "{out}"
+        );
         assert!(out.ends_with("echo hi\n"));
         assert_eq!(with_header("x\n".into(), ""), "x\n");
     }

@@ -24,15 +24,27 @@ pub enum RoleError {
     #[error("role {0:?} not found: no roles/{0}/role.toml in the override directory or built into sparkboot")]
     NotFound(String),
     #[error("cannot read {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("role file {file} is not valid: {message}")]
     Parse { file: String, message: String },
     #[error("role file {file}, step {step:?}: {message}")]
-    Invalid { file: String, step: String, message: String },
+    Invalid {
+        file: String,
+        step: String,
+        message: String,
+    },
     #[error("template {name:?} not found under the templates override directory or built into sparkboot")]
     TemplateNotFound { name: String },
     #[error("role {role}, step {step:?}, on {host}: {message}")]
-    Render { role: String, step: String, host: String, message: String },
+    Render {
+        role: String,
+        step: String,
+        host: String,
+        message: String,
+    },
 }
 
 /// A loaded role: its name, where it came from (for messages) and its parsed file.
@@ -56,12 +68,22 @@ impl Library {
         let mut roles = Vec::with_capacity(names.len());
         for name in names {
             let (file, text) = self.role_text(name)?;
-            let data: RoleFile = toml::from_str(&text).map_err(|e| RoleError::Parse { file: file.clone(), message: e.to_string() })?;
-            let role = Role { name: name.clone(), file, data };
+            let data: RoleFile = toml::from_str(&text).map_err(|e| RoleError::Parse {
+                file: file.clone(),
+                message: e.to_string(),
+            })?;
+            let role = Role {
+                name: name.clone(),
+                file,
+                data,
+            };
             validate(&role)?;
             roles.push(role);
         }
-        let handlers: BTreeSet<&str> = roles.iter().flat_map(|r| r.data.handlers.iter().map(|h| h.name.as_str())).collect();
+        let handlers: BTreeSet<&str> = roles
+            .iter()
+            .flat_map(|r| r.data.handlers.iter().map(|h| h.name.as_str()))
+            .collect();
         for role in &roles {
             for step in &role.data.steps {
                 if let Some(missing) = step.notify.iter().find(|n| !handlers.contains(n.as_str())) {
@@ -83,26 +105,37 @@ impl Library {
         if let Some(dir) = &self.roles_dir {
             let path = dir.join(name).join("role.toml");
             if path.exists() {
-                let text = std::fs::read_to_string(&path).map_err(|source| RoleError::Read { path: path.clone(), source })?;
+                let text = std::fs::read_to_string(&path).map_err(|source| RoleError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
                 return Ok((path.display().to_string(), text));
             }
         }
         let rel = format!("{name}/role.toml");
-        let file = EMBEDDED_ROLES.get_file(&rel).ok_or_else(|| RoleError::NotFound(name.to_string()))?;
-        let text = file.contents_utf8().ok_or_else(|| RoleError::Parse { file: rel.clone(), message: "not UTF-8".into() })?;
+        let file = EMBEDDED_ROLES
+            .get_file(&rel)
+            .ok_or_else(|| RoleError::NotFound(name.to_string()))?;
+        let text = file.contents_utf8().ok_or_else(|| RoleError::Parse {
+            file: rel.clone(),
+            message: "not UTF-8".into(),
+        })?;
         Ok((format!("roles/{rel} (built in)"), text.to_string()))
     }
 
     /// The text of a template, from the override directory first.
     pub fn template_text(&self, name: &str) -> Result<String, RoleError> {
-        let not_found = || RoleError::TemplateNotFound { name: name.to_string() };
+        let not_found = || RoleError::TemplateNotFound {
+            name: name.to_string(),
+        };
         if name.contains("..") {
             return Err(not_found());
         }
         if let Some(dir) = &self.templates_dir {
             let path = dir.join(name);
             if path.exists() {
-                return std::fs::read_to_string(&path).map_err(|source| RoleError::Read { path, source });
+                return std::fs::read_to_string(&path)
+                    .map_err(|source| RoleError::Read { path, source });
             }
         }
         EMBEDDED_TEMPLATES
@@ -134,10 +167,17 @@ fn check_mode(m: &str) -> Result<(), String> {
 }
 
 fn validate(role: &Role) -> Result<(), RoleError> {
-    let err = |step: &str, message: String| RoleError::Invalid { file: role.file.clone(), step: step.to_string(), message };
+    let err = |step: &str, message: String| RoleError::Invalid {
+        file: role.file.clone(),
+        step: step.to_string(),
+        message,
+    };
     for h in &role.data.hosts {
         if h != "master" && h != "worker" {
-            return Err(err("(role)", format!("hosts entry {h:?} must be \"master\" or \"worker\"")));
+            return Err(err(
+                "(role)",
+                format!("hosts entry {h:?} must be \"master\" or \"worker\""),
+            ));
         }
     }
     for s in &role.data.steps {
@@ -166,13 +206,19 @@ fn validate(role: &Role) -> Result<(), RoleError> {
             paths.push(&f.path);
             check_mode(&f.mode).map_err(|m| err(&s.name, m))?;
             if f.template.is_some() == f.content.is_some() {
-                return Err(err(&s.name, "a file needs exactly one of `template` or `content`".into()));
+                return Err(err(
+                    &s.name,
+                    "a file needs exactly one of `template` or `content`".into(),
+                ));
             }
         }
         if let Some(d) = &s.download {
             paths.push(&d.dest);
             if d.source != "url" && d.source != "push" {
-                return Err(err(&s.name, format!("download source {:?} must be \"url\" or \"push\"", d.source)));
+                return Err(err(
+                    &s.name,
+                    format!("download source {:?} must be \"url\" or \"push\"", d.source),
+                ));
             }
         }
         if let Some(l) = &s.symlink {
@@ -201,12 +247,17 @@ mod tests {
     fn load(text: &str) -> Result<Vec<Role>, RoleError> {
         let dir = tempfile::tempdir().expect("tempdir");
         write_role(dir.path(), "t", text);
-        Library { roles_dir: Some(dir.path().to_path_buf()), templates_dir: None }.load_roles(&["t".into()])
+        Library {
+            roles_dir: Some(dir.path().to_path_buf()),
+            templates_dir: None,
+        }
+        .load_roles(&["t".into()])
     }
 
     #[test]
     fn unknown_field_is_rejected_naming_the_file() {
-        let err = load("[[step]]\nname = \"x\"\ndirectory = { path = \"/x\", mod = \"0755\" }\n").expect_err("typo");
+        let err = load("[[step]]\nname = \"x\"\ndirectory = { path = \"/x\", mod = \"0755\" }\n")
+            .expect_err("typo");
         let msg = err.to_string();
         assert!(msg.contains("role.toml") && msg.contains("mod"), "{msg}");
     }
@@ -220,7 +271,10 @@ mod tests {
 
     #[test]
     fn bad_mode_and_relative_path_are_rejected() {
-        assert!(load("[[step]]\nname = \"m\"\ndirectory = { path = \"/x\", mode = \"rwx\" }\n").is_err());
+        assert!(
+            load("[[step]]\nname = \"m\"\ndirectory = { path = \"/x\", mode = \"rwx\" }\n")
+                .is_err()
+        );
         assert!(load("[[step]]\nname = \"p\"\ndirectory = { path = \"x\" }\n").is_err());
     }
 
@@ -233,14 +287,20 @@ mod tests {
     #[test]
     fn embedded_roles_all_load() {
         let lib = Library::default();
-        let names: Vec<String> = EMBEDDED_ROLES.dirs().map(|d| d.path().display().to_string()).collect();
+        let names: Vec<String> = EMBEDDED_ROLES
+            .dirs()
+            .map(|d| d.path().display().to_string())
+            .collect();
         assert!(!names.is_empty());
-        lib.load_roles(&names).expect("every built-in role is valid");
+        lib.load_roles(&names)
+            .expect("every built-in role is valid");
     }
 
     #[test]
     fn unknown_role_is_a_clear_error() {
-        let err = Library::default().load_roles(&["nope".into()]).expect_err("missing");
+        let err = Library::default()
+            .load_roles(&["nope".into()])
+            .expect_err("missing");
         assert!(err.to_string().contains("\"nope\" not found"), "{err}");
     }
 }

@@ -9,7 +9,9 @@ use serde::Deserialize;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoleFile {
+    /// For people reading the role; sparkboot does not use it.
     #[serde(default)]
+    #[allow(dead_code)]
     pub description: String,
     /// Node roles this role applies to: `master`, `worker` (default both).
     #[serde(default = "both")]

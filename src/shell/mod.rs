@@ -90,7 +90,10 @@ mod tests {
     #[test]
     fn wrap_uses_sudo_only_for_non_root_logins() {
         assert_eq!(wrap("id -u", Privilege::Root, true), "sh -c 'id -u'");
-        assert_eq!(wrap("id -u", Privilege::Root, false), "sudo -n -- sh -c 'id -u'");
+        assert_eq!(
+            wrap("id -u", Privilege::Root, false),
+            "sudo -n -- sh -c 'id -u'"
+        );
         assert_eq!(wrap("id -u", Privilege::AsLogin, false), "sh -c 'id -u'");
     }
 

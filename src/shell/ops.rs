@@ -21,7 +21,13 @@ pub fn add_group(name: &str, system: bool) -> String {
     format!("groupadd {flag}{}", quote(name))
 }
 
-pub fn add_user(name: &str, group: Option<&str>, system: bool, home: Option<&str>, shell: Option<&str>) -> String {
+pub fn add_user(
+    name: &str,
+    group: Option<&str>,
+    system: bool,
+    home: Option<&str>,
+    shell: Option<&str>,
+) -> String {
     let mut words = vec!["useradd".to_string()];
     if system {
         words.push("--system".into());
@@ -51,7 +57,13 @@ pub fn ensure_directory(path: &str, owner: &str, group: &str, mode: &str) -> Str
 }
 
 pub fn set_owner_mode(path: &str, owner: &str, group: &str, mode: &str) -> String {
-    format!("chown {o}:{g} {p} && chmod {m} {p}", p = quote(path), o = quote(owner), g = quote(group), m = quote(mode))
+    format!(
+        "chown {o}:{g} {p} && chmod {m} {p}",
+        p = quote(path),
+        o = quote(owner),
+        g = quote(group),
+        m = quote(mode)
+    )
 }
 
 /// The file's content arrives on stdin; the parent directory must exist (a directory step).
@@ -74,7 +86,14 @@ pub fn symlink(path: &str, target: &str) -> String {
 /// a temporary directory beside `dest` and renames that into place. A mismatch exits 3 before
 /// anything is unpacked; an interruption leaves only a `.sparkboot-dl.*` directory, which never
 /// looks installed because the marker is written before the final rename.
-pub fn download_unpack(url: &str, sha512: &str, dest: &str, owner: &str, group: &str, from_stdin: bool) -> String {
+pub fn download_unpack(
+    url: &str,
+    sha512: &str,
+    dest: &str,
+    owner: &str,
+    group: &str,
+    from_stdin: bool,
+) -> String {
     let fetch = if from_stdin {
         "cat > \"$tmp/archive\"".to_string()
     } else {
@@ -117,7 +136,12 @@ chmod 600 "$h/.ssh/authorized_keys.sparkboot-tmp"; mv -f "$h/.ssh/authorized_key
 
 /// Runs a start command detached from the SSH channel, then waits until the pidfile names a
 /// live process (or reports the start command's output and fails).
-pub fn start_service(user: &str, start: &str, pidfile: &str, cmdline_match: Option<&str>) -> String {
+pub fn start_service(
+    user: &str,
+    start: &str,
+    pidfile: &str,
+    cmdline_match: Option<&str>,
+) -> String {
     format!(
         r#"{PID_FN}
 out=$(mktemp)
@@ -130,7 +154,13 @@ cat "$out" >&2; rm -f "$out"; echo "started, but "{pf}" names no live process af
     )
 }
 
-pub fn restart_service(user: &str, stop: &str, start: &str, pidfile: &str, cmdline_match: Option<&str>) -> String {
+pub fn restart_service(
+    user: &str,
+    stop: &str,
+    start: &str,
+    pidfile: &str,
+    cmdline_match: Option<&str>,
+) -> String {
     format!(
         "( {stop} ) </dev/null >/dev/null 2>&1 || true\n{start}",
         stop = as_user(user, stop),
@@ -139,11 +169,17 @@ pub fn restart_service(user: &str, stop: &str, start: &str, pidfile: &str, cmdli
 }
 
 pub fn systemd_start(unit: &str) -> String {
-    format!("systemctl daemon-reload && systemctl enable --now {}", quote(unit))
+    format!(
+        "systemctl daemon-reload && systemctl enable --now {}",
+        quote(unit)
+    )
 }
 
 pub fn systemd_restart(unit: &str) -> String {
-    format!("systemctl daemon-reload && systemctl restart {}", quote(unit))
+    format!(
+        "systemctl daemon-reload && systemctl restart {}",
+        quote(unit)
+    )
 }
 
 /// A role's command step, run as `user`.
@@ -157,18 +193,29 @@ mod tests {
 
     #[test]
     fn download_verifies_before_unpacking() {
-        let s = download_unpack("http://h/x.tgz", "abc", "/opt/spark-3.5.7", "root", "root", false);
+        let s = download_unpack(
+            "http://h/x.tgz",
+            "abc",
+            "/opt/spark-3.5.7",
+            "root",
+            "root",
+            false,
+        );
         let verify = s.find("sha512sum").expect("verifies");
         let unpack = s.find("tar -xzf").expect("unpacks");
         let rename = s.find("mv \"$tmp/unpack\" \"$dest\"").expect("renames");
         assert!(verify < unpack && unpack < rename);
         assert!(s.contains("exit 3"));
-        assert!(download_unpack("u", "abc", "/d", "root", "root", true).contains("cat > \"$tmp/archive\""));
+        assert!(download_unpack("u", "abc", "/d", "root", "root", true)
+            .contains("cat > \"$tmp/archive\""));
     }
 
     #[test]
     fn user_and_package_words_are_quoted() {
-        assert_eq!(add_user("spark", Some("spark"), true, None, Some("/sbin/nologin")), "useradd --system --gid spark --no-create-home --shell /sbin/nologin spark");
+        assert_eq!(
+            add_user("spark", Some("spark"), true, None, Some("/sbin/nologin")),
+            "useradd --system --gid spark --no-create-home --shell /sbin/nologin spark"
+        );
         assert!(install_packages("apt", &["a b".into()]).ends_with("'a b'"));
     }
 

@@ -90,7 +90,10 @@ mod tests {
         req.paths.insert("/opt/my dir".into());
         req.users.insert("spark".into());
         let s = script(&req);
-        assert!(s.contains("echo '@@sparkboot:path 0'; sb_path '/opt/my dir'"), "{s}");
+        assert!(
+            s.contains("echo '@@sparkboot:path 0'; sb_path '/opt/my dir'"),
+            "{s}"
+        );
         assert!(s.contains("echo '@@sparkboot:user 0'; getent passwd spark || true"));
         assert!(s.contains("echo '@@sparkboot:system 0'"));
     }

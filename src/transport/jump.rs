@@ -35,13 +35,21 @@ impl JumpSpec {
             None => (None, spec),
         };
         let (address, port) = match rest.rsplit_once(':') {
-            Some((a, p)) => (a, p.parse().map_err(|_| bad("the port after ':' is not a number"))?),
+            Some((a, p)) => (
+                a,
+                p.parse()
+                    .map_err(|_| bad("the port after ':' is not a number"))?,
+            ),
             None => (rest, 22),
         };
         if address.is_empty() {
             return Err(bad("the address is empty; write user@address:port"));
         }
-        Ok(JumpSpec { user, address: address.to_string(), port })
+        Ok(JumpSpec {
+            user,
+            address: address.to_string(),
+            port,
+        })
     }
 
     /// The jump host as a host of its own, using the target's key.
@@ -68,7 +76,8 @@ pub fn open(jump: Session, address: &str, port: u16) -> Result<(UnixStream, Brid
     let channel = jump
         .channel_direct_tcpip(address, port, None)
         .map_err(|e| format!("cannot open a tunnel to {address}:{port}: {e}"))?;
-    let (ours, theirs) = UnixStream::pair().map_err(|e| format!("cannot create a socket pair: {e}"))?;
+    let (ours, theirs) =
+        UnixStream::pair().map_err(|e| format!("cannot create a socket pair: {e}"))?;
     theirs.set_nonblocking(true).map_err(|e| e.to_string())?;
     jump.set_blocking(false);
     let thread = std::thread::spawn(move || pump(jump, channel, theirs));
@@ -133,15 +142,28 @@ mod tests {
     use super::*;
 
     fn target() -> Host {
-        Host::new("w1".into(), "127.1.0.3".into(), 22, "ec2-user".into(), None, None, NodeRole::Worker, Default::default())
-            .expect("valid host")
+        Host::new(
+            "w1".into(),
+            "127.1.0.3".into(),
+            22,
+            "ec2-user".into(),
+            None,
+            None,
+            NodeRole::Worker,
+            Default::default(),
+        )
+        .expect("valid host")
     }
 
     #[test]
     fn parses_full_and_short_specs() {
         assert_eq!(
             JumpSpec::parse("admin@127.1.0.2:2222", &target()).expect("full"),
-            JumpSpec { user: Some("admin".into()), address: "127.1.0.2".into(), port: 2222 }
+            JumpSpec {
+                user: Some("admin".into()),
+                address: "127.1.0.2".into(),
+                port: 2222
+            }
         );
         let short = JumpSpec::parse("bastion.example", &target()).expect("short");
         assert_eq!((short.user.clone(), short.port), (None, 22));

@@ -50,15 +50,31 @@ pub enum TransportError {
         last: String,
     },
     #[error(transparent)]
-    HostKey(#[from] HostKeyError),
+    HostKey(#[from] Box<HostKeyError>),
     #[error("{host}: authentication as {user} failed (tried: {tried}); check the inventory's user and identity_file, or load the key into ssh-agent")]
-    Auth { host: String, user: String, tried: String },
+    Auth {
+        host: String,
+        user: String,
+        tried: String,
+    },
     #[error("{host}: {what} did not finish within {secs}s; raise ssh.command_timeout_secs if the host is slow")]
-    Timeout { host: String, what: String, secs: u64 },
+    Timeout {
+        host: String,
+        what: String,
+        secs: u64,
+    },
     #[error("{host}: {context}: {message}")]
-    Ssh { host: String, context: String, message: String },
+    Ssh {
+        host: String,
+        context: String,
+        message: String,
+    },
     #[error("{host}: bad jump_host {spec:?}: {message}")]
-    JumpSpec { host: String, spec: String, message: String },
+    JumpSpec {
+        host: String,
+        spec: String,
+        message: String,
+    },
 }
 
 impl TransportError {

@@ -9,9 +9,9 @@ use rand::Rng;
 use ssh2::{HostKeyType, MethodType, Session};
 
 use super::jump::{self, JumpSpec};
-use crate::shell::{self, Privilege};
 use super::{KnownHosts, SshOptions, TransportError};
 use crate::inventory::Host;
+use crate::shell::{self, Privilege};
 
 /// What a remote command printed and how it ended.
 #[derive(Debug, Clone)]
@@ -62,7 +62,11 @@ enum Attempt {
 impl Connection {
     /// Connects, retrying refused or dropped connections with backoff and jitter until the
     /// deadline; host-key and authentication failures are final at once.
-    pub fn open(host: &Host, opts: &SshOptions, known_hosts: &KnownHosts) -> Result<Self, TransportError> {
+    pub fn open(
+        host: &Host,
+        opts: &SshOptions,
+        known_hosts: &KnownHosts,
+    ) -> Result<Self, TransportError> {
         let started = Instant::now();
         let mut attempts = 0u32;
         let mut backoff = Duration::from_millis(200);
@@ -105,12 +109,15 @@ impl Connection {
                 let jump_host = spec.as_host(host);
                 let jump_conn = Connection::try_open(&jump_host, opts, known_hosts)?;
                 let (stream, bridge) = jump::open(jump_conn.session, &host.address, host.port)
-                    .map_err(|e| Attempt::Retry(format!("through jump host {}: {e}", spec.address)))?;
+                    .map_err(|e| {
+                        Attempt::Retry(format!("through jump host {}: {e}", spec.address))
+                    })?;
                 session.set_tcp_stream(stream);
                 Some(bridge)
             }
             None => {
-                let tcp = connect_tcp(&host.address, host.port, opts.connect_timeout).map_err(Attempt::Retry)?;
+                let tcp = connect_tcp(&host.address, host.port, opts.connect_timeout)
+                    .map_err(Attempt::Retry)?;
                 session.set_tcp_stream(tcp);
                 None
             }
@@ -120,7 +127,9 @@ impl Connection {
             .method_pref(MethodType::HostKey, HOST_KEY_PREFS)
             .map_err(|e| ssh_err("setting host key preferences", e))?;
         // A handshake that fails is usually sshd still starting, or MaxStartups dropping us.
-        session.handshake().map_err(|e| Attempt::Retry(format!("SSH handshake failed: {e}")))?;
+        session
+            .handshake()
+            .map_err(|e| Attempt::Retry(format!("SSH handshake failed: {e}")))?;
         let (key, kind) = session
             .host_key()
             .ok_or_else(|| Attempt::Retry("the server sent no host key".into()))?;
@@ -142,19 +151,24 @@ impl Connection {
         })
     }
 
-    pub fn login_is_root(&self) -> bool {
-        self.login_is_root
-    }
-
     /// Runs `script` with `sh -c` (through sudo for `Privilege::Root` when the login user is not
     /// root), feeding `stdin` if given. Secrets belong in `stdin`, never in `script`.
-    pub fn run(&self, script: &str, privilege: Privilege, stdin: Option<&[u8]>) -> Result<Output, TransportError> {
+    pub fn run(
+        &self,
+        script: &str,
+        privilege: Privilege,
+        stdin: Option<&[u8]>,
+    ) -> Result<Output, TransportError> {
         let command = shell::wrap(script, privilege, self.login_is_root);
         let mut bytes = stdin;
         self.exec_raw(&command, bytes.as_mut().map(|b| b as &mut dyn Read))
     }
 
-    fn exec_raw(&self, command: &str, stdin: Option<&mut dyn Read>) -> Result<Output, TransportError> {
+    fn exec_raw(
+        &self,
+        command: &str,
+        stdin: Option<&mut dyn Read>,
+    ) -> Result<Output, TransportError> {
         let started = Instant::now();
         let err = |context: &str, e: &dyn std::fmt::Display| {
             let message = e.to_string();
@@ -176,8 +190,13 @@ impl Connection {
         // the elapsed time between reads.
         self.session.set_timeout(duration_ms(self.command_timeout));
         let _ = self.session.keepalive_send();
-        let mut channel = self.session.channel_session().map_err(|e| err("opening a channel", &e))?;
-        channel.exec(command).map_err(|e| err("starting a command", &e))?;
+        let mut channel = self
+            .session
+            .channel_session()
+            .map_err(|e| err("opening a channel", &e))?;
+        channel
+            .exec(command)
+            .map_err(|e| err("starting a command", &e))?;
         if let Some(data) = stdin {
             std::io::copy(data, &mut channel).map_err(|e| err("sending input", &e))?;
         }
@@ -196,9 +215,16 @@ impl Connection {
             }
         }
         let mut stderr = Vec::new();
-        channel.stderr().read_to_end(&mut stderr).map_err(|e| err("reading errors", &e))?;
-        channel.wait_close().map_err(|e| err("closing the channel", &e))?;
-        let exit_status = channel.exit_status().map_err(|e| err("reading the exit status", &e))?;
+        channel
+            .stderr()
+            .read_to_end(&mut stderr)
+            .map_err(|e| err("reading errors", &e))?;
+        channel
+            .wait_close()
+            .map_err(|e| err("closing the channel", &e))?;
+        let exit_status = channel
+            .exit_status()
+            .map_err(|e| err("reading the exit status", &e))?;
         Ok(Output {
             exit_status,
             stdout: String::from_utf8_lossy(&stdout).into_owned(),
@@ -208,7 +234,12 @@ impl Connection {
 
     /// Streams a local file into a remote command's stdin (used to push large files) without
     /// holding it in memory.
-    pub fn run_with_file(&self, script: &str, privilege: Privilege, local: &Path) -> Result<Output, TransportError> {
+    pub fn run_with_file(
+        &self,
+        script: &str,
+        privilege: Privilege,
+        local: &Path,
+    ) -> Result<Output, TransportError> {
         let mut file = std::fs::File::open(local).map_err(|e| TransportError::Ssh {
             host: self.host_name.clone(),
             context: format!("reading {}", local.display()),
@@ -244,7 +275,10 @@ fn authenticate(session: &Session, host: &Host, opts: &SshOptions) -> Result<(),
     let mut tried = Vec::new();
     if let Some(key) = &host.identity_file {
         tried.push(format!("key {}", key.display()));
-        if session.userauth_pubkey_file(&host.user, None, key, None).is_ok() {
+        if session
+            .userauth_pubkey_file(&host.user, None, key, None)
+            .is_ok()
+        {
             return Ok(());
         }
     }

@@ -18,11 +18,19 @@ where
     I: IntoIterator<Item = S>,
     S: AsRef<std::ffi::OsStr>,
 {
-    Command::new(BIN).args(args).output().expect("run sparkboot")
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("run sparkboot")
 }
 
 pub fn text(out: &Output) -> String {
-    format!("status: {:?}\nstdout:\n{}\nstderr:\n{}", out.status.code(), String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "status: {:?}\nstdout:\n{}\nstderr:\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 pub fn json(out: &Output) -> Value {
@@ -32,7 +40,10 @@ pub fn json(out: &Output) -> Value {
 pub fn require_root() {
     // SAFETY: geteuid has no preconditions.
     let euid = unsafe { libc_geteuid() };
-    assert_eq!(euid, 0, "these integration tests create lab nodes with namespaces and must run as root (CI does)");
+    assert_eq!(
+        euid, 0,
+        "these integration tests create lab nodes with namespaces and must run as root (CI does)"
+    );
 }
 
 extern "C" {
@@ -50,9 +61,22 @@ impl Lab {
     /// `slot` picks a private /16 (127.<slot>.0.0) so parallel tests never share an address.
     pub fn up(slot: u8, workers: usize) -> Lab {
         require_root();
-        let dir = tempfile::Builder::new().prefix("sparkboot-test-").tempdir().expect("tempdir");
-        let lab = Lab { dir, first_address: format!("127.{slot}.0.2") };
-        let out = lab.lab(&["up", "--workers", &workers.to_string(), "--no-spark", "--first-address", &lab.first_address]);
+        let dir = tempfile::Builder::new()
+            .prefix("sparkboot-test-")
+            .tempdir()
+            .expect("tempdir");
+        let lab = Lab {
+            dir,
+            first_address: format!("127.{slot}.0.2"),
+        };
+        let out = lab.lab(&[
+            "up",
+            "--workers",
+            &workers.to_string(),
+            "--no-spark",
+            "--first-address",
+            &lab.first_address,
+        ]);
         assert!(out.status.success(), "lab up failed:\n{}", text(&out));
         lab
     }
@@ -92,17 +116,32 @@ impl Lab {
 
     /// `sparkboot <cmd> --config C --inventory I <args>`.
     pub fn run(&self, cmd: &str, config: &Path, args: &[&str]) -> Output {
-        let mut all = vec![cmd.to_string(), "--config".into(), config.display().to_string(), "--inventory".into(), self.inventory().display().to_string()];
+        let mut all = vec![
+            cmd.to_string(),
+            "--config".into(),
+            config.display().to_string(),
+            "--inventory".into(),
+            self.inventory().display().to_string(),
+        ];
         all.extend(args.iter().map(|s| s.to_string()));
         sparkboot(all)
     }
 
     /// Runs a shell command on one node through `sparkboot exec` and returns its stdout.
     pub fn sh(&self, config: &Path, host: &str, script: &str) -> String {
-        let out = self.run("exec", config, &["--limit", host, "--json", "--", "sh", "-c", script]);
+        let out = self.run(
+            "exec",
+            config,
+            &["--limit", host, "--json", "--", "sh", "-c", script],
+        );
         let doc = json(&out);
         let h = &doc["hosts"][0];
-        assert_eq!(h["exit_status"], 0, "`{script}` on {host} failed:\n{}", text(&out));
+        assert_eq!(
+            h["exit_status"],
+            0,
+            "`{script}` on {host} failed:\n{}",
+            text(&out)
+        );
         h["stdout"].as_str().unwrap_or_default().to_string()
     }
 }
@@ -123,8 +162,17 @@ pub fn counts(doc: &Value) -> Vec<(String, u64, u64, u64, u64)> {
         .expect("hosts array")
         .iter()
         .map(|h| {
-            let n = |k: &str| h[k].as_u64().unwrap_or_else(|| panic!("{k} missing in {h}"));
-            (h["name"].as_str().unwrap_or_default().to_string(), n("ok"), n("changed"), n("failed"), n("unreachable"))
+            let n = |k: &str| {
+                h[k].as_u64()
+                    .unwrap_or_else(|| panic!("{k} missing in {h}"))
+            };
+            (
+                h["name"].as_str().unwrap_or_default().to_string(),
+                n("ok"),
+                n("changed"),
+                n("failed"),
+                n("unreachable"),
+            )
         })
         .collect()
 }

@@ -5,7 +5,10 @@ use crate::common::*;
 #[test]
 fn first_run_changes_then_second_run_changes_nothing() {
     let lab = Lab::up(121, 2);
-    let cfg = lab.config("sparkboot.toml", "roles = [\"demo\"]\n[vars]\ndemo_secret = \"first-secret-0123456789\"\n");
+    let cfg = lab.config(
+        "sparkboot.toml",
+        "roles = [\"demo\"]\n[vars]\ndemo_secret = \"first-secret-0123456789\"\n",
+    );
     let first = lab.run("converge", &cfg, &["--json"]);
     assert_eq!(first.status.code(), Some(0), "{}", text(&first));
     for (name, _ok, changed, failed, unreachable) in counts(&json(&first)) {
@@ -16,14 +19,31 @@ fn first_run_changes_then_second_run_changes_nothing() {
     let second = lab.run("converge", &cfg, &["--json"]);
     assert_eq!(second.status.code(), Some(0), "{}", text(&second));
     for (name, ok, changed, _, _) in counts(&json(&second)) {
-        assert_eq!(changed, 0, "{name} changed on a no-op run:\n{}", text(&second));
+        assert_eq!(
+            changed,
+            0,
+            "{name} changed on a no-op run:\n{}",
+            text(&second)
+        );
         assert_eq!(ok, 5, "{name}");
     }
-    assert_eq!(lab.sh(&cfg, "lab-worker-1", "cat /run/demo.pid"), pid_before, "a no-op run must not restart the daemon");
+    assert_eq!(
+        lab.sh(&cfg, "lab-worker-1", "cat /run/demo.pid"),
+        pid_before,
+        "a no-op run must not restart the daemon"
+    );
     let conf = lab.sh(&cfg, "lab-worker-2", "cat /opt/demo/demo.conf");
     assert!(conf.starts_with("# Managed by sparkboot"), "{conf}");
-    assert!(conf.contains("host=lab-worker-2\n") && conf.contains("workers=lab-worker-1,lab-worker-2\n"), "{conf}");
-    assert_eq!(lab.sh(&cfg, "lab-master", "stat -c %a /opt/demo/secret").trim(), "600");
+    assert!(
+        conf.contains("host=lab-worker-2\n")
+            && conf.contains("workers=lab-worker-1,lab-worker-2\n"),
+        "{conf}"
+    );
+    assert_eq!(
+        lab.sh(&cfg, "lab-master", "stat -c %a /opt/demo/secret")
+            .trim(),
+        "600"
+    );
 }
 
 #[test]
@@ -37,30 +57,73 @@ fn a_config_change_restarts_the_daemon_once_and_check_mode_writes_nothing() {
 
     let changed = lab.config("changed.toml", "roles = [\"demo\"]\n[vars]\ndemo_secret = \"second-secret-9876543210\"\ngreeting = \"hi\"\n");
     let check = lab.run("converge", &changed, &["--check", "--diff"]);
-    assert_eq!(check.status.code(), Some(3), "--check with pending changes exits 3:\n{}", text(&check));
+    assert_eq!(
+        check.status.code(),
+        Some(3),
+        "--check with pending changes exits 3:\n{}",
+        text(&check)
+    );
     let shown = String::from_utf8_lossy(&check.stdout);
-    assert!(shown.contains("+greeting=hi"), "the diff shows the change:\n{shown}");
-    assert!(!shown.contains("second-secret") && !shown.contains("first-secret"), "secrets never appear in --diff:\n{shown}");
-    assert_eq!(lab.sh(&cfg, "lab-worker-1", snapshot), before, "--check must leave files and daemons untouched");
+    assert!(
+        shown.contains("+greeting=hi"),
+        "the diff shows the change:\n{shown}"
+    );
+    assert!(
+        !shown.contains("second-secret") && !shown.contains("first-secret"),
+        "secrets never appear in --diff:\n{shown}"
+    );
+    assert_eq!(
+        lab.sh(&cfg, "lab-worker-1", snapshot),
+        before,
+        "--check must leave files and daemons untouched"
+    );
 
     let apply = lab.run("converge", &changed, &["--json"]);
     assert_eq!(apply.status.code(), Some(0), "{}", text(&apply));
     let doc = json(&apply);
-    let worker = doc["hosts"].as_array().expect("hosts").iter().find(|h| h["name"] == "lab-worker-1").expect("worker").clone();
-    let restarts = worker["steps"].as_array().expect("steps").iter().filter(|s| s["step"] == "Restart demo").count();
-    assert_eq!(restarts, 1, "the handler restarts the daemon exactly once: {worker}");
-    assert_ne!(lab.sh(&cfg, "lab-worker-1", "cat /run/demo.pid"), before.lines().last().unwrap_or_default().to_string() + "\n");
-    assert!(!String::from_utf8_lossy(&apply.stdout).contains("second-secret"), "secrets stay out of --json");
+    let worker = doc["hosts"]
+        .as_array()
+        .expect("hosts")
+        .iter()
+        .find(|h| h["name"] == "lab-worker-1")
+        .expect("worker")
+        .clone();
+    let restarts = worker["steps"]
+        .as_array()
+        .expect("steps")
+        .iter()
+        .filter(|s| s["step"] == "Restart demo")
+        .count();
+    assert_eq!(
+        restarts, 1,
+        "the handler restarts the daemon exactly once: {worker}"
+    );
+    assert_ne!(
+        lab.sh(&cfg, "lab-worker-1", "cat /run/demo.pid"),
+        before.lines().last().unwrap_or_default().to_string() + "\n"
+    );
+    assert!(
+        !String::from_utf8_lossy(&apply.stdout).contains("second-secret"),
+        "secrets stay out of --json"
+    );
 }
 
 #[test]
 fn a_changed_host_key_fails_only_that_host() {
     let lab = Lab::up(123, 2);
-    let cfg = lab.config("sparkboot.toml", "roles = [\"demo\"]\n[vars]\ndemo_secret = \"first-secret-0123456789\"\n");
+    let cfg = lab.config(
+        "sparkboot.toml",
+        "roles = [\"demo\"]\n[vars]\ndemo_secret = \"first-secret-0123456789\"\n",
+    );
     assert!(lab.run("converge", &cfg, &[]).status.success());
     // Rebuild worker 2 at the same address: new node, new host keys.
     let inv = std::fs::read_to_string(lab.inventory()).expect("inventory");
-    let addr = inv.split("name = \"lab-worker-2\"").nth(1).and_then(|s| s.split('"').nth(1)).expect("worker-2 address").to_string();
+    let addr = inv
+        .split("name = \"lab-worker-2\"")
+        .nth(1)
+        .and_then(|s| s.split('"').nth(1))
+        .expect("worker-2 address")
+        .to_string();
     assert!(lab.lab(&["remove", "lab-worker-2"]).status.success());
     let add = lab.lab(&["add", "--name", "lab-worker-2", "--address", &addr]);
     assert!(add.status.success(), "{}", text(&add));
@@ -71,10 +134,23 @@ fn a_changed_host_key_fails_only_that_host() {
     for h in doc["hosts"].as_array().expect("hosts") {
         if h["name"] == "lab-worker-2" {
             assert_eq!(h["failed"], 1, "{h}");
-            assert!(h["error"].as_str().unwrap_or_default().contains("HOST KEY CHANGED"), "{h}");
-            assert_eq!(h["changed"], 0, "nothing may run on a host with a changed key");
+            assert!(
+                h["error"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .contains("HOST KEY CHANGED"),
+                "{h}"
+            );
+            assert_eq!(
+                h["changed"], 0,
+                "nothing may run on a host with a changed key"
+            );
         } else {
-            assert_eq!((h["failed"].as_u64(), h["unreachable"].as_u64()), (Some(0), Some(0)), "{h}");
+            assert_eq!(
+                (h["failed"].as_u64(), h["unreachable"].as_u64()),
+                (Some(0), Some(0)),
+                "{h}"
+            );
         }
     }
     // The pinned key was not replaced behind the operator's back.
@@ -99,23 +175,44 @@ fn a_stopped_node_is_unreachable_and_the_others_converge() {
     }
     assert!(lab.lab(&["start", "lab-worker-1"]).status.success());
     let out = lab.run("converge", &cfg, &["--json"]);
-    assert_eq!(out.status.code(), Some(0), "once back, it converges:\n{}", text(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "once back, it converges:\n{}",
+        text(&out)
+    );
 }
 
 #[test]
 fn a_sudo_user_converges_like_root() {
     let lab = Lab::up(125, 1);
     let inv = std::fs::read_to_string(lab.inventory()).expect("inventory");
-    std::fs::write(lab.inventory(), inv.replace("user = \"root\"", "user = \"ec2-user\"")).expect("rewrite inventory");
-    let cfg = lab.config("sparkboot.toml", "roles = [\"demo\"]\n[vars]\ndemo_secret = \"first-secret-0123456789\"\n");
+    std::fs::write(
+        lab.inventory(),
+        inv.replace("user = \"root\"", "user = \"ec2-user\""),
+    )
+    .expect("rewrite inventory");
+    let cfg = lab.config(
+        "sparkboot.toml",
+        "roles = [\"demo\"]\n[vars]\ndemo_secret = \"first-secret-0123456789\"\n",
+    );
     let first = lab.run("converge", &cfg, &["--json"]);
     assert_eq!(first.status.code(), Some(0), "{}", text(&first));
     let second = lab.run("converge", &cfg, &["--json"]);
     for (name, _, changed, _, _) in counts(&json(&second)) {
         assert_eq!(changed, 0, "{name}");
     }
-    assert_eq!(lab.sh(&cfg, "lab-worker-1", "id -un").trim(), "ec2-user", "logged in as ec2-user");
-    assert_eq!(lab.sh(&cfg, "lab-worker-1", "stat -c '%U %a' /opt/demo/secret").trim(), "root 600", "written through sudo as root");
+    assert_eq!(
+        lab.sh(&cfg, "lab-worker-1", "id -un").trim(),
+        "ec2-user",
+        "logged in as ec2-user"
+    );
+    assert_eq!(
+        lab.sh(&cfg, "lab-worker-1", "stat -c '%U %a' /opt/demo/secret")
+            .trim(),
+        "root 600",
+        "written through sudo as root"
+    );
 }
 
 #[test]
@@ -126,14 +223,33 @@ fn bad_config_and_inventory_fail_before_any_connection() {
     let inv = dir.path().join("inv.toml");
     // An address nobody serves: a connection attempt would show up as unreachable, not exit 1.
     std::fs::write(&inv, "[master]\nname = \"m\"\naddress = \"127.126.0.2\"\n").expect("write");
-    let out = sparkboot(["converge", "--config", cfg.to_str().expect("utf-8"), "--inventory", inv.to_str().expect("utf-8")]);
+    let out = sparkboot([
+        "converge",
+        "--config",
+        cfg.to_str().expect("utf-8"),
+        "--inventory",
+        inv.to_str().expect("utf-8"),
+    ]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("`ssh.forks`"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("`ssh.forks`"),
+        "{}",
+        text(&out)
+    );
 
     std::fs::write(&cfg, "").expect("write");
     std::fs::write(&inv, "[master]\nname = \"m\"\nadress = \"127.126.0.2\"\n").expect("write");
-    let out = sparkboot(["converge", "--config", cfg.to_str().expect("utf-8"), "--inventory", inv.to_str().expect("utf-8")]);
+    let out = sparkboot([
+        "converge",
+        "--config",
+        cfg.to_str().expect("utf-8"),
+        "--inventory",
+        inv.to_str().expect("utf-8"),
+    ]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("inv.toml") && err.contains("adress"), "names the file and the field: {err}");
+    assert!(
+        err.contains("inv.toml") && err.contains("adress"),
+        "names the file and the field: {err}"
+    );
 }
