@@ -12,6 +12,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::spark::settings::{self, RawSpark, SparkSettings};
 use crate::transport::SshOptions;
 
 #[derive(Debug, Error)]
@@ -44,6 +45,8 @@ struct RawConfig {
     inventory: Option<String>,
     #[serde(default)]
     vars: BTreeMap<String, toml::Value>,
+    #[serde(default)]
+    spark: RawSpark,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -81,9 +84,19 @@ pub struct Config {
     pub inventory: Option<String>,
     /// User variables, visible to roles and templates as `vars.*`.
     pub vars: BTreeMap<String, toml::Value>,
+    pub spark: SparkSettings,
 }
 
-pub const DEFAULT_ROLES: &[&str] = &["base"];
+/// The roles a plain `sparkboot converge` applies, in order.
+pub const DEFAULT_ROLES: &[&str] = &[
+    "base",
+    "java",
+    "spark",
+    "spark-keygen",
+    "spark-master",
+    "spark-authorize",
+    "spark-worker",
+];
 
 impl Config {
     /// Loads `path`. When `explicit` is false and the file does not exist, defaults are used.
@@ -208,6 +221,8 @@ impl Config {
             templates_dir: raw.templates_dir.map(|d| relative_to(path, d)),
             inventory: raw.inventory,
             vars: raw.vars,
+            spark: settings::resolve(raw.spark)
+                .map_err(|(field, message)| invalid(&field, message))?,
         })
     }
 

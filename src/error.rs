@@ -29,6 +29,8 @@ pub enum Error {
     #[error(transparent)]
     Role(#[from] RoleError),
     #[error(transparent)]
+    Spark(#[from] crate::spark::SparkError),
+    #[error(transparent)]
     Lab(#[from] LabError),
 }
 
@@ -39,7 +41,8 @@ impl Error {
             | Error::Inventory(_)
             | Error::Config(_)
             | Error::Role(_)
-            | Error::Lab(_) => EXIT_USAGE,
+            | Error::Lab(_)
+            | Error::Spark(_) => EXIT_USAGE,
         })
     }
 }

@@ -14,6 +14,7 @@ mod plan;
 mod report;
 mod roles;
 mod shell;
+mod spark;
 mod transport;
 
 use std::process::ExitCode;

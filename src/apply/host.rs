@@ -5,6 +5,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use serde_json::Value;
+
 use super::context;
 use super::Prepared;
 use crate::facts::{self, Facts, SystemFacts};
@@ -12,7 +14,7 @@ use crate::inventory::Host;
 use crate::plan::{self, Action, Change, Payload, PlannedStep, Redactor, StepReport};
 use crate::report::HostBar;
 use crate::roles::model::ServiceSpec;
-use crate::roles::{self, Resource, Step};
+use crate::roles::{self, Filter, Resource, Step};
 use crate::shell::{self, Privilege};
 use crate::transport::{Connection, KnownHosts, SshOptions, TransportError};
 
@@ -29,10 +31,18 @@ pub struct HostRun {
     pub state: HostState,
     pub plan: Vec<PlannedStep>,
     pub facts: Option<Facts>,
+    /// The facts as the steps planned so far will leave them.
+    sim: Facts,
     pub ok: u32,
     pub changed: u32,
     pub skipped: u32,
     pub steps: Vec<StepReport>,
+    /// Values this host exported for later phases (the master's public key).
+    pub exported: BTreeMap<String, String>,
+    /// Workers the master reported ALIVE (set on the master by the registration check).
+    pub registered: Option<BTreeSet<String>>,
+    /// Lines for the report that are not step results (scale-in actions).
+    pub notes: Vec<String>,
     /// Output of an ad hoc command (`sparkboot exec`).
     pub output: Option<crate::transport::Output>,
     notified: BTreeSet<String>,
@@ -51,10 +61,14 @@ impl HostRun {
             state: HostState::Running,
             plan: Vec::new(),
             facts: None,
+            sim: Facts::default(),
             ok: 0,
             changed: 0,
             skipped: 0,
             steps: Vec::new(),
+            exported: BTreeMap::new(),
+            registered: None,
+            notes: Vec::new(),
             output: None,
             notified: BTreeSet::new(),
             started: BTreeSet::new(),
@@ -106,61 +120,96 @@ impl HostRun {
         }
     }
 
-    /// One round trip: the composite probe, then evaluation and planning, all local.
-    pub fn probe_and_plan(&mut self, prep: &Prepared) {
+    fn context(&self, prep: &Prepared, facts: &SystemFacts, exports: &Value) -> Value {
+        let mut ctx = context::build(
+            &prep.config,
+            &prep.inventory,
+            &self.host,
+            facts,
+            &prep.extra,
+        );
+        if let Value::Object(map) = &mut ctx {
+            map.insert("exports".into(), exports.clone());
+        }
+        ctx
+    }
+
+    /// One round trip: the composite probe covering every phase's steps.
+    pub fn probe(&mut self, prep: &Prepared, exports: &Value) {
         self.bar.set("gathering facts");
-        let ctx_for = |facts: &SystemFacts, host: &Host| {
-            context::build(&prep.config, &prep.inventory, host, facts, &prep.extra)
+        // Paths do not depend on facts, so the probe can be listed from a fact-less evaluation
+        // that ignores `when` (a condition must not hide what the probe should look at).
+        let all = Filter {
+            phase: None,
+            ignore_when: true,
         };
-        // Paths do not depend on facts, so the probe can be listed from a fact-less evaluation.
+        let ctx = self.context(prep, &SystemFacts::default(), exports);
         let listing = match roles::evaluate(
             &prep.eval,
             &prep.roles,
             self.host.role.as_str(),
             &self.host.name,
-            &ctx_for(&SystemFacts::default(), &self.host),
+            &ctx,
+            all,
         ) {
-            Ok(steps) => steps,
+            Ok((steps, _)) => steps,
             Err(e) => return self.state = HostState::Failed(e.to_string()),
         };
         let request = plan::probe_request(&listing, prep.diff);
         let Some(out) = self.run(&shell::probe::script(&request), None) else {
             return;
         };
-        let facts = match facts::parse(&request, &out.stdout) {
-            Ok(f) => f,
+        match facts::parse(&request, &out.stdout) {
+            Ok(f) => {
+                self.sim = f.clone();
+                self.facts = Some(f);
+            }
             Err(e) => {
                 let stderr = prep.options.redactor.redact(out.stderr.trim());
-                return self.state =
+                self.state =
                     HostState::Failed(format!("{}: {e}; stderr: {stderr}", self.host.name));
             }
+        }
+    }
+
+    /// Plans one phase from the facts as earlier phases will have left them, then applies it
+    /// (or, in check mode, only records it).
+    pub fn run_phase(&mut self, prep: &Prepared, phase: u32, check: bool, exports: &Value) {
+        let Some(system) = self.facts.as_ref().map(|f| f.system.clone()) else {
+            return;
         };
-        let steps: Vec<Step> = match roles::evaluate(
+        let ctx = self.context(prep, &system, exports);
+        let only = Filter {
+            phase: Some(phase),
+            ignore_when: false,
+        };
+        let (steps, skipped): (Vec<Step>, u32) = match roles::evaluate(
             &prep.eval,
             &prep.roles,
             self.host.role.as_str(),
             &self.host.name,
-            &ctx_for(&facts.system, &self.host),
+            &ctx,
+            only,
         ) {
-            Ok(s) => s,
+            Ok(r) => r,
             Err(e) => return self.state = HostState::Failed(e.to_string()),
         };
+        self.skipped += skipped;
         for s in &steps {
             if let Resource::Service(spec) = &s.resource {
                 self.services
                     .insert(spec.name.clone(), (s.phase, spec.clone()));
             }
         }
-        self.skipped = (listing.len().saturating_sub(steps.len())) as u32;
-        match plan::plan(&steps, &facts, &prep.options) {
+        match plan::plan_with(&steps, &mut self.sim, &prep.options) {
             Ok(p) => self.plan = p,
-            Err(e) => self.state = HostState::Failed(format!("{}: {e}", self.host.name)),
+            Err(e) => return self.state = HostState::Failed(e.to_string()),
         }
-        self.facts = Some(facts);
+        self.apply_phase(phase, check, &prep.options.redactor);
     }
 
     /// Applies (or, in check mode, only records) this phase's steps, then its handlers.
-    pub fn apply_phase(&mut self, phase: u32, check: bool, redactor: &Redactor) {
+    fn apply_phase(&mut self, phase: u32, check: bool, redactor: &Redactor) {
         let steps: Vec<PlannedStep> = self
             .plan
             .iter()

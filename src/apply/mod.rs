@@ -13,7 +13,7 @@ use serde_json::Value;
 use tokio::sync::Semaphore;
 
 use crate::config::Config;
-use crate::inventory::Inventory;
+use crate::inventory::{Inventory, NodeRole};
 use crate::plan::PlanOptions;
 use crate::report::{HostRecap, Progress};
 use crate::roles::{EvalContext, Role};
@@ -117,6 +117,40 @@ where
     out
 }
 
+/// What a role exports, before its value has been read.
+fn export_placeholders(roles: &[Role]) -> serde_json::Map<String, Value> {
+    roles
+        .iter()
+        .flat_map(|r| r.data.exports.iter())
+        .map(|e| {
+            (
+                e.name.clone(),
+                Value::String(format!("(read from the master: {})", e.path)),
+            )
+        })
+        .collect()
+}
+
+/// Reads the exports of roles in `phase` (all phases with `None`) on the master.
+fn read_exports(run: &mut HostRun, roles: &[Role], phase: Option<u32>) {
+    if run.host.role != NodeRole::Master || !run.alive() {
+        return;
+    }
+    for export in roles
+        .iter()
+        .filter(|r| phase.is_none_or(|p| p == r.data.phase))
+        .flat_map(|r| r.data.exports.iter())
+    {
+        let script = format!("cat {} 2>/dev/null", crate::shell::quote(&export.path));
+        if let Some(out) = run.run(&script, None) {
+            let value = out.stdout.trim();
+            if out.success() && !value.is_empty() {
+                run.exported.insert(export.name.clone(), value.to_string());
+            }
+        }
+    }
+}
+
 /// Plans, then applies phase by phase. Returns every selected host's run.
 pub async fn converge(
     prep: Arc<Prepared>,
@@ -132,26 +166,58 @@ pub async fn converge(
         .filter(|h| selected.contains(&h.name))
         .map(|h| HostRun::new(h.clone(), handlers.clone(), progress.host(&h.name)))
         .collect();
-    let mut runs = for_each_host(runs, &prep, &known, &settings, |run, prep| {
-        run.probe_and_plan(prep)
+    let mut exports = export_placeholders(&prep.roles);
+    if !exports.is_empty() && !selected.contains(&prep.inventory.master.name) {
+        // Workers need values only the master has; read them without changing the master.
+        let master = HostRun::new(
+            prep.inventory.master.clone(),
+            handlers.clone(),
+            progress.host("(master, read only)"),
+        );
+        let roles = prep.roles.clone();
+        for run in for_each_host(vec![master], &prep, &known, &settings, move |run, _| {
+            read_exports(run, &roles, None)
+        })
+        .await
+        {
+            exports.extend(run.exported.into_iter().map(|(k, v)| (k, Value::String(v))));
+        }
+    }
+    let snapshot = Arc::new(Value::Object(exports.clone()));
+    let mut runs = for_each_host(runs, &prep, &known, &settings, move |run, prep| {
+        run.probe(prep, &snapshot)
     })
     .await;
     let phases: BTreeSet<u32> = prep.roles.iter().map(|r| r.data.phase).collect();
     for phase in phases {
         let check = settings.check;
+        let snapshot = Arc::new(Value::Object(exports.clone()));
+        let roles = prep.roles.clone();
         runs = for_each_host(runs, &prep, &known, &settings, move |run, prep| {
-            run.apply_phase(phase, check, &prep.options.redactor)
+            run.run_phase(prep, phase, check, &snapshot);
+            read_exports(run, &roles, Some(phase));
         })
         .await;
+        for run in &runs {
+            exports.extend(
+                run.exported
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone()))),
+            );
+        }
     }
-    for run in &runs {
+    runs
+}
+
+/// Marks each run's progress line finished.
+pub fn finish_bars(runs: &[HostRun]) {
+    for run in runs {
         run.bar.finish(match &run.state {
             HostState::Running => "done",
             HostState::Failed(_) => "FAILED",
             HostState::Unreachable(_) => "UNREACHABLE",
         });
     }
-    runs
 }
 
 /// Turns finished runs into recap lines, keeping inventory order.

@@ -21,6 +21,9 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
         .map_err(|e| Error::Usage(format!("cannot start the async runtime: {e}")))
 }
 
+/// Roles whose presence means "this is a Spark cluster": check registration at the end.
+const DAEMON_ROLES: [&str; 2] = ["spark-master", "spark-worker"];
+
 pub fn run(args: &ConvergeArgs) -> Result<ExitCode, Error> {
     let started = Instant::now();
     let target = Target::resolve(&args.common)?;
@@ -46,30 +49,63 @@ pub fn run(args: &ConvergeArgs) -> Result<ExitCode, Error> {
         max_handshakes: target.config.max_handshakes,
         keep_sessions,
     };
+    let mut secrets = secret_vars(&target.config);
+    let mut extra = serde_json::json!({});
+    let mut pushed = Default::default();
+    if roles
+        .iter()
+        .any(|r| r.data.context.iter().any(|c| c == "spark"))
+    {
+        let spark = crate::spark::prepare(&target.config)?;
+        secrets.extend(spark.secrets);
+        extra = spark.context;
+        pushed = spark.pushed;
+    }
     let options = PlanOptions {
         diff: args.diff,
-        redactor: Redactor::new(secret_vars(&target.config)),
-        ..PlanOptions::default()
+        check: args.check,
+        redactor: Redactor::new(secrets),
+        pushed,
     };
     let known = Arc::new(target.known_hosts);
+    let spark_cluster = roles
+        .iter()
+        .any(|r| DAEMON_ROLES.contains(&r.name.as_str()));
     let prep = Arc::new(Prepared {
         config: target.config,
         inventory: target.inventory,
         roles,
         eval,
         options,
-        extra: serde_json::json!({}),
+        extra,
         diff: args.diff,
     });
     let progress = Progress::new(!args.common.json);
-    let runs = runtime()?.block_on(apply::converge(prep, known, settings, &selected, &progress));
+    let runtime = runtime()?;
+    let (runs, notes) = runtime.block_on(async {
+        let runs =
+            apply::converge(prep.clone(), known.clone(), settings, &selected, &progress).await;
+        if spark_cluster && !args.check {
+            let settings = Settings {
+                check: false,
+                forks,
+                max_handshakes: prep.config.max_handshakes,
+                keep_sessions,
+            };
+            crate::spark::cluster::verify(runs, &prep, &known, &settings).await
+        } else {
+            (runs, Vec::new())
+        }
+    });
+    apply::finish_bars(&runs);
     progress.clear();
-    let report = RunReport::new(
+    let mut report = RunReport::new(
         "converge",
         args.check,
         started.elapsed(),
         apply::recap(runs),
     );
+    report.notes = notes;
     if args.common.json {
         println!("{}", report.to_json());
     } else {

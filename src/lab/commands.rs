@@ -5,61 +5,16 @@
 //! something `lab down` can find), and if any node of this call does not come up, every node
 //! this call created is ended and dropped from the state before the error is returned.
 
-use std::net::Ipv4Addr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
+use super::names::{allocate, check_name, worker_number, DEFAULT_FIRST, MASTER, WORKER_PREFIX};
 use super::node::{self, NodeSpec, Started};
 use super::preflight::{self, Tools};
-use super::spark;
 use super::state::{self, LabState, NodeState, Role};
+use super::{http, spark, sshd};
 use super::{LabError, LabLock, LabPaths};
-
-pub const MASTER: &str = "lab-master";
-pub const WORKER_PREFIX: &str = "lab-worker-";
-pub const DEFAULT_FIRST: Ipv4Addr = Ipv4Addr::new(127, 100, 0, 2);
-
-fn worker_number(name: &str) -> Option<u32> {
-    name.strip_prefix(WORKER_PREFIX)?.parse().ok()
-}
-
-/// Node names become hostnames, so they follow hostname rules.
-fn check_name(name: &str) -> Result<(), LabError> {
-    let ok = !name.is_empty()
-        && name.len() <= 63
-        && !name.starts_with('-')
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-    if ok {
-        Ok(())
-    } else {
-        Err(LabError::BadName {
-            name: name.to_string(),
-        })
-    }
-}
-
-/// The first address at or after `first + offset` that no node (recorded or planned) uses.
-fn allocate(state: &LabState, planned: &[NodeSpec], offset: u32) -> Result<Ipv4Addr, LabError> {
-    let base = u32::from(state.first_address);
-    let taken = |a: Ipv4Addr| {
-        state.nodes.iter().any(|n| n.address == a) || planned.iter().any(|p| p.address == a)
-    };
-    let mut candidate = base.checked_add(offset);
-    while let Some(value) = candidate {
-        let address = Ipv4Addr::from(value);
-        if address.octets()[0] != 127 || address == Ipv4Addr::new(127, 255, 255, 255) {
-            break;
-        }
-        if !taken(address) && address != spark::server_address(state.first_address) {
-            return Ok(address);
-        }
-        candidate = value.checked_add(1);
-    }
-    Err(LabError::AddressesExhausted {
-        last: Ipv4Addr::from(base.saturating_add(offset)).to_string(),
-    })
-}
 
 /// Starts every node in `specs` in parallel and waits until each accepts SSH. On any failure all
 /// of them are ended, removed from `state`, and the first error is returned. On success the
@@ -128,10 +83,10 @@ fn join<T>(handle: std::thread::ScopedJoinHandle<'_, Result<T, LabError>>) -> Re
 
 /// Ends the nodes this call started and forgets them, leaving the lab as it was before.
 fn rollback(paths: &LabPaths, state: &mut LabState, started: &mut [Started]) {
-    for s in started.iter_mut() {
-        if let Err(e) = node::teardown_started(paths, s) {
-            eprintln!("lab: while undoing node {}: {e}", s.node.name);
-        }
+    if let Err(e) = node::teardown_started(paths, started) {
+        eprintln!("lab: while undoing the nodes of this command: {e}");
+    }
+    for s in started.iter() {
         state.remove(&s.node.name);
     }
     if let Err(e) = state.save(paths) {
@@ -150,14 +105,14 @@ fn ensure_spark(
     if let Some(server) = state
         .spark
         .as_ref()
-        .filter(|s| spark::server_alive(s) && s.directory == directory)
+        .filter(|s| http::server_alive(s) && s.directory == directory)
     {
         return Ok(server.clone());
     }
     if let Some(old) = &state.spark {
-        spark::stop_server(old)?;
+        http::stop_server(old)?;
     }
-    spark::start_server(paths, python, state.first_address, &directory)
+    http::start_server(paths, python, state.first_address, &directory)
 }
 
 /// `lab up --workers N`: a master and workers 1..=N; healthy nodes are kept, dead ones recreated.
@@ -191,11 +146,11 @@ pub fn up(
             requested: r.to_string(),
         });
     }
-    let pubkey = state::ensure_key(paths)?;
 
     let mut desired = vec![(MASTER.to_string(), Role::Master, 0u32)];
     desired.extend((1..=workers as u32).map(|k| (format!("{WORKER_PREFIX}{k}"), Role::Worker, k)));
     let (mut to_create, mut kept, mut revived) = (Vec::new(), 0usize, Vec::new());
+    let mut stale: Vec<(Option<NodeState>, String)> = Vec::new();
     for (name, role, offset) in desired {
         match state.node(&name).cloned() {
             Some(existing) if node::init_alive(paths, &existing) => {
@@ -205,7 +160,7 @@ pub fn up(
                 }
             }
             Some(existing) => {
-                node::teardown(paths, Some(&existing), &name)?;
+                stale.push((Some(existing.clone()), name.clone()));
                 to_create.push(NodeSpec {
                     name,
                     address: existing.address,
@@ -222,9 +177,18 @@ pub fn up(
             }
         }
     }
+    // Dead nodes are recreated; a dir without a state entry is left by an interrupted command
+    // and its processes may still hold the address: both are this lab's to end first.
+    for spec in &to_create {
+        if paths.node_dir(&spec.name).exists() && state.node(&spec.name).is_none() {
+            stale.push((None, spec.name.clone()));
+        }
+    }
+    node::teardown_many(paths, &stale)?;
     for spec in &to_create {
         preflight::check_port_free(spec.address, 22)?;
     }
+    let pubkey = state::ensure_key(paths)?;
 
     // Build the Spark tarball (slow the first time) while the nodes come up.
     let (created, built) = std::thread::scope(|scope| {
@@ -246,7 +210,7 @@ pub fn up(
         }
     }
     for node in &revived {
-        node::start_sshd(paths, &tools.nsenter, node)?;
+        sshd::start_sshd(paths, &tools.nsenter, node)?;
         println!(
             "lab: {} was up but its sshd was stopped; started it again",
             node.name
@@ -255,7 +219,7 @@ pub fn up(
     state.save(paths)?;
     state.write_inventory(paths)?;
     if let Some(server) = &state.spark {
-        state::write_sample_config(paths, &spark::url_template(server), &server.url)?;
+        state::write_sample_config(paths, &http::url_template(server), &server.url)?;
     }
     for extra in state
         .nodes
@@ -391,41 +355,5 @@ fn summary(paths: &LabPaths, state: &LabState, created: usize, kept: usize, star
             paths.key().display(),
             master.address
         );
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn addresses_follow_the_master_and_skip_used_ones() {
-        let mut state = LabState::new(DEFAULT_FIRST);
-        assert_eq!(allocate(&state, &[], 0).ok(), Some(DEFAULT_FIRST));
-        state.nodes.push(NodeState {
-            name: "x".into(),
-            address: Ipv4Addr::new(127, 100, 0, 4),
-            hostname: "x".into(),
-            role: Role::Worker,
-            init_pid: 0,
-            unshare_pid: 0,
-        });
-        assert_eq!(
-            allocate(&state, &[], 2).ok(),
-            Some(Ipv4Addr::new(127, 100, 0, 5))
-        );
-        assert_eq!(
-            allocate(&state, &[], 1).ok(),
-            Some(Ipv4Addr::new(127, 100, 0, 3))
-        );
-    }
-
-    #[test]
-    fn names_must_be_hostnames() {
-        assert!(check_name("lab-worker-7").is_ok());
-        assert!(check_name("bad_name").is_err());
-        assert!(check_name("").is_err());
-        assert_eq!(worker_number("lab-worker-12"), Some(12));
-        assert_eq!(worker_number("lab-master"), None);
     }
 }

@@ -7,20 +7,24 @@
 //! `lo`, so no bridge, veth or `ip addr` is needed and no packet can leave the machine). The host's
 //! /usr (Java, Python, curl) is shared, which is what a node needs.
 //!
-//! Layout of this module: [`preflight`] checks the machine and addresses, [`state`] owns the files
-//! under the lab dir (state.json, inventory.toml, key), [`node`] creates, checks and ends one node
-//! from the host side, [`init`] is the node's PID 1 inside the namespaces, [`spark`] builds and
-//! serves the lab's Spark tarball, and [`commands`] / [`ops`] implement the subcommands. Every
-//! process the lab starts is recorded by PID and ended by that PID only, after checking that the
-//! PID still runs the command line the lab started (so a recycled PID is never killed).
+//! Layout of this module: [`preflight`] checks the machine and addresses, [`names`] picks node
+//! names and addresses, [`state`] owns the files under the lab dir (state.json, inventory.toml,
+//! key), [`node`] creates, checks and ends one node from the host side, [`sshd`] stops and starts
+//! a node's sshd, [`init`] is the node's PID 1 inside the namespaces, [`spark`] builds the lab's
+//! Spark tarball and [`http`] serves it, and [`commands`] / [`ops`] implement the subcommands.
+//! Every process the lab starts is recorded by PID and ended by that PID only, after checking
+//! that the PID still runs the command line the lab started (so a recycled PID is never killed).
 
 mod commands;
+mod http;
 pub mod init;
+mod names;
 mod node;
 mod ops;
 mod preflight;
 mod procs;
 mod spark;
+mod sshd;
 mod state;
 
 use std::fs::File;
@@ -44,7 +48,7 @@ pub enum LabError {
     MissingTool { tool: String, install: String },
     #[error("the kernel does not offer overlayfs (no `overlay` in /proc/filesystems); run `modprobe overlay` or use a kernel with CONFIG_OVERLAY_FS")]
     NoOverlay,
-    #[error("lab dir {dir} lies under {overlaid}, which every node overlays (an overlay cannot keep its own upper dir inside its lower dir); pass --dir somewhere else, for example .sparkboot/lab in your project")]
+    #[error("lab dir {dir} lies under {overlaid}, which every node replaces with its own view (an overlay cannot hold its own upper dir, and /run is a fresh tmpfs); pass --dir somewhere else, for example .sparkboot/lab in your project")]
     DirInsideOverlay { dir: PathBuf, overlaid: String },
     #[error("address {address:?} is not an IPv4 address; pass a loopback IPv4 address such as 127.100.1.4")]
     BadAddress { address: String },
@@ -88,12 +92,11 @@ pub enum LabError {
     },
     #[error("node {name} could not start: {message}")]
     NodeStart { name: String, message: String },
-    #[error("node {name} ({address}) did not accept SSH on port 22 within {secs} s; its console {console} ends with: {tail}")]
+    #[error("node {name} ({address}) did not get an SSH server answering on port 22 ({reason}), so it was removed again; its console log ended with: {tail}")]
     NodeNotReady {
         name: String,
         address: String,
-        secs: u64,
-        console: PathBuf,
+        reason: String,
         tail: String,
     },
     #[error("sshd of node {name} did not {what} on {address}:22 within {secs} s; see the node's sshd log {log}")]

@@ -6,6 +6,7 @@
 //! each checked against its command line before any signal is sent.
 
 use std::fs::File;
+use std::io::Read;
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
@@ -13,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::init::{NodeConfig, CONFIG_FILE, FRESH, OVERLAYS, SSHD_LOG};
+use super::init::{NodeConfig, CONFIG_FILE, FRESH, OVERLAYS, READY_FILE, SSHD_LOG};
 use super::preflight::{Tools, SYSTEM_PATH};
 use super::procs;
 use super::state::{NodeState, Role};
@@ -47,7 +48,8 @@ pub fn sshd_log(paths: &LabPaths, name: &str) -> PathBuf {
 fn prepare(paths: &LabPaths, spec: &NodeSpec, pubkey: &str) -> Result<PathBuf, LabError> {
     let dir = paths.node_dir(&spec.name);
     if dir.exists() {
-        remove_node_dir(paths, &spec.name)?;
+        // Left by an interrupted command: end any stray process still using it first.
+        teardown(paths, None, &spec.name)?;
     }
     for name in OVERLAYS {
         for suffix in ["upper", "work"] {
@@ -146,10 +148,11 @@ pub fn spawn(
     let Some(init_pid) = init_pid else {
         procs::signal(unshare_pid, libc::SIGKILL);
         let _ = child.wait();
+        let console_tail = tail(&console_path, 4);
         let _ = remove_node_dir(paths, &spec.name);
         return Err(LabError::NodeStart {
             name: spec.name.clone(),
-            message: "unshare exited before starting the node's init; check that this kernel allows mount, UTS and PID namespaces".into(),
+            message: format!("its unshare/init exited at once, so it was removed again; its console log ended with: {console_tail}"),
         });
     };
     let node = NodeState {
@@ -176,8 +179,25 @@ pub fn tail(path: &Path, lines: usize) -> String {
 }
 
 /// True when something accepts TCP on the node's address, port 22 (loopback only).
-pub fn sshd_listening(address: Ipv4Addr) -> bool {
+pub fn port_open(address: Ipv4Addr) -> bool {
     TcpStream::connect_timeout(&SocketAddr::from((address, 22)), Duration::from_millis(300)).is_ok()
+}
+
+/// True when an SSH server answers on the node's address, port 22: it must send its `SSH-`
+/// banner, so another program that grabbed the port in a race is not taken for the node's sshd.
+pub fn sshd_listening(address: Ipv4Addr) -> bool {
+    let addr = SocketAddr::from((address, 22));
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(300)) else {
+        return false;
+    };
+    if stream
+        .set_read_timeout(Some(Duration::from_secs(2)))
+        .is_err()
+    {
+        return false;
+    }
+    let mut banner = [0u8; 4];
+    stream.read_exact(&mut banner).is_ok() && &banner == b"SSH-"
 }
 
 /// True when the node's init still runs (and is still our init, not a recycled PID).
@@ -194,20 +214,40 @@ pub fn wait_ready(
     deadline: Instant,
     secs: u64,
 ) -> Result<(), LabError> {
+    let dir = paths.node_dir(&node.name);
+    let dir_text = dir.to_string_lossy();
+    let marker = dir.join(READY_FILE);
+    // A failure must be seen on several polls in a row: /proc reads can race with the init's
+    // exec (its cmdline is briefly unreadable) and must not fail a healthy node.
+    let mut strikes = 0;
     loop {
         if sshd_listening(node.address) {
             return Ok(());
         }
         // Right after the fork the init has not exec'd lab-init yet and still shows unshare's
         // command line, so accept either while the node is starting.
-        let dir = paths.node_dir(&node.name);
-        let dir = dir.to_string_lossy();
-        let starting = procs::runs(node.init_pid, |a| {
-            is_init_of(&dir)(a) || is_unshare_of(&dir)(a)
-        });
-        if !starting || Instant::now() >= deadline {
-            let console = console(paths, &node.name);
-            let mut tail = tail(&console, 6);
+        let init_gone = !procs::alive(node.init_pid)
+            || procs::cmdline(node.init_pid)
+                .is_some_and(|a| !is_init_of(&dir_text)(&a) && !is_unshare_of(&dir_text)(&a));
+        // Once lab-init has started sshd, the daemon is the init's only child; if it is gone
+        // (it could not bind, say), waiting longer cannot help.
+        let sshd_gone = marker.exists() && procs::children(node.init_pid).is_empty();
+        strikes = if init_gone || sshd_gone {
+            strikes + 1
+        } else {
+            0
+        };
+        let reason = if strikes >= 4 && init_gone {
+            Some("its init exited".to_string())
+        } else if strikes >= 4 {
+            Some("its sshd exited".to_string())
+        } else if Instant::now() >= deadline {
+            Some(format!("nothing answered within {secs} s"))
+        } else {
+            None
+        };
+        if let Some(reason) = reason {
+            let mut tail = tail(&console(paths, &node.name), 6);
             let log = sshd_log(paths, &node.name);
             if log.exists() {
                 tail = format!("{tail} (sshd log: {})", self::tail(&log, 2));
@@ -215,8 +255,7 @@ pub fn wait_ready(
             return Err(LabError::NodeNotReady {
                 name: node.name.clone(),
                 address: node.address.to_string(),
-                secs,
-                console,
+                reason,
                 tail,
             });
         }
@@ -298,111 +337,40 @@ pub fn remove_node_dir(paths: &LabPaths, name: &str) -> Result<(), LabError> {
 
 /// Ends a node (recorded or stray processes) and removes its dir.
 pub fn teardown(paths: &LabPaths, node: Option<&NodeState>, name: &str) -> Result<(), LabError> {
-    end_processes(&processes(paths, node, name))?;
-    remove_node_dir(paths, name)
+    teardown_many(paths, &[(node.cloned(), name.to_string())])
 }
 
-/// Ends a node started by this process, reaping its unshare so no zombie is left.
-pub fn teardown_started(paths: &LabPaths, started: &mut Started) -> Result<(), LabError> {
-    procs::signal(started.node.init_pid, libc::SIGKILL);
-    procs::signal(started.node.unshare_pid, libc::SIGKILL);
-    let _ = started.child.wait();
-    teardown(paths, Some(&started.node), &started.node.name)
-}
-
-/// Runs a program inside the node's mount, UTS and PID namespaces.
-fn nsenter(nsenter: &Path, node: &NodeState, program: &[&str]) -> Result<(), LabError> {
-    let output = Command::new(nsenter)
-        .arg("--target")
-        .arg(node.init_pid.to_string())
-        .args(["--mount", "--uts", "--pid", "--"])
-        .args(program)
-        .env_clear()
-        .env("PATH", SYSTEM_PATH)
-        .env("HOME", "/root")
-        .current_dir("/")
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| LabError::io("run", nsenter, e))?;
-    if output.status.success() {
-        return Ok(());
-    }
-    Err(LabError::CommandFailed {
-        command: format!("nsenter ... {}", program.join(" ")),
-        what: format!("node {}", node.name),
-        detail: String::from_utf8_lossy(&output.stderr).trim().to_string(),
-    })
-}
-
-fn wait_sshd(paths: &LabPaths, node: &NodeState, listening: bool) -> Result<(), LabError> {
-    const SECS: u64 = 10;
-    if procs::wait_until(Duration::from_secs(SECS), || {
-        sshd_listening(node.address) == listening
-    }) {
-        return Ok(());
-    }
-    Err(LabError::SshdTimeout {
-        name: node.name.clone(),
-        what: if listening {
-            "accept connections"
-        } else {
-            "stop listening"
-        },
-        address: node.address.to_string(),
-        secs: SECS,
-        log: sshd_log(paths, &node.name),
-    })
-}
-
-/// Stops the node's sshd by the PID in its pidfile; returns false when it was not running.
-pub fn stop_sshd(
+/// Ends several nodes at once: one SIGKILL round for all of them, so the waits overlap.
+pub fn teardown_many(
     paths: &LabPaths,
-    nsenter_path: &Path,
-    node: &NodeState,
-) -> Result<bool, LabError> {
-    if !init_alive(paths, node) {
-        return Err(LabError::NodeNotRunning {
-            name: node.name.clone(),
-        });
-    }
-    let pidfile = PathBuf::from(format!("/proc/{}/root/run/sshd.pid", node.init_pid));
-    let pid = std::fs::read_to_string(&pidfile)
-        .ok()
-        .and_then(|t| t.trim().parse::<u32>().ok());
-    let Some(pid) = pid else {
-        if !sshd_listening(node.address) {
-            return Ok(false);
+    nodes: &[(Option<NodeState>, String)],
+) -> Result<(), LabError> {
+    let mut targets: Vec<(u32, String)> = Vec::new();
+    for (node, name) in nodes {
+        for target in processes(paths, node.as_ref(), name) {
+            if !targets.iter().any(|(p, _)| *p == target.0) {
+                targets.push(target);
+            }
         }
-        return Err(LabError::io(
-            "read sshd's pidfile",
-            &pidfile,
-            std::io::Error::new(
-                std::io::ErrorKind::NotFound,
-                "missing, yet port 22 accepts connections",
-            ),
-        ));
-    };
-    nsenter(nsenter_path, node, &["kill", "-TERM", &pid.to_string()])?;
-    wait_sshd(paths, node, false)?;
-    Ok(true)
+    }
+    end_processes(&targets)?;
+    nodes
+        .iter()
+        .try_for_each(|(_, name)| remove_node_dir(paths, name))
 }
 
-/// Starts the node's sshd again (it daemonises and is reparented to the node's init); returns
-/// false when it was already listening.
-pub fn start_sshd(
-    paths: &LabPaths,
-    nsenter_path: &Path,
-    node: &NodeState,
-) -> Result<bool, LabError> {
-    if !init_alive(paths, node) {
-        return Err(LabError::NodeNotRunning {
-            name: node.name.clone(),
-        });
+/// Ends nodes started by this process, reaping their unshare processes so no zombie is left.
+pub fn teardown_started(paths: &LabPaths, started: &mut [Started]) -> Result<(), LabError> {
+    for s in started.iter() {
+        procs::signal(s.node.init_pid, libc::SIGKILL);
+        procs::signal(s.node.unshare_pid, libc::SIGKILL);
     }
-    if sshd_listening(node.address) {
-        return Ok(false);
+    for s in started.iter_mut() {
+        let _ = s.child.wait();
     }
-    nsenter(nsenter_path, node, &["/usr/sbin/sshd", "-E", SSHD_LOG])?;
-    wait_sshd(paths, node, true)?;
-    Ok(true)
+    let nodes: Vec<_> = started
+        .iter()
+        .map(|s| (Some(s.node.clone()), s.node.name.clone()))
+        .collect();
+    teardown_many(paths, &nodes)
 }

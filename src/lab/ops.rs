@@ -12,8 +12,8 @@ use serde_json::json;
 use super::node;
 use super::preflight;
 use super::procs;
-use super::spark;
 use super::state::{remove_if_present, LabState, NodeState, Role};
+use super::{http, sshd};
 use super::{LabError, LabLock, LabPaths};
 
 /// Loads the state of an existing lab, holding the lock; `NoLab` when there is none.
@@ -62,7 +62,7 @@ pub fn stop(paths: &LabPaths, name: &str) -> Result<ExitCode, LabError> {
     let nsenter = preflight::require_nsenter()?;
     let (_lock, state) = open(paths)?;
     let node = find(paths, &state, name)?;
-    if node::stop_sshd(paths, &nsenter, node)? {
+    if sshd::stop_sshd(paths, &nsenter, node)? {
         println!(
             "lab: stopped sshd of {name}; {}:22 now refuses connections",
             node.address
@@ -78,7 +78,7 @@ pub fn start(paths: &LabPaths, name: &str) -> Result<ExitCode, LabError> {
     let nsenter = preflight::require_nsenter()?;
     let (_lock, state) = open(paths)?;
     let node = find(paths, &state, name)?;
-    if node::start_sshd(paths, &nsenter, node)? {
+    if sshd::start_sshd(paths, &nsenter, node)? {
         println!("lab: started sshd of {name} on {}:22", node.address);
     } else {
         println!("lab: sshd of {name} was already running");
@@ -100,7 +100,7 @@ pub fn status(paths: &LabPaths, as_json: bool) -> Result<ExitCode, LabError> {
             (n, running, running && node::sshd_listening(n.address))
         })
         .collect();
-    let spark_running = state.spark.as_ref().is_some_and(spark::server_alive);
+    let spark_running = state.spark.as_ref().is_some_and(http::server_alive);
     let healthy = rows.iter().all(|(_, running, sshd)| *running && *sshd);
     if as_json {
         let nodes: Vec<_> = rows
@@ -211,7 +211,7 @@ pub fn down(paths: &LabPaths) -> Result<ExitCode, LabError> {
     }
     node::end_processes(&targets)?;
     if let Some(server) = state.as_ref().and_then(|s| s.spark.as_ref()) {
-        spark::stop_server(server)?;
+        http::stop_server(server)?;
     }
 
     for mount in procs::mounts_under(&paths.dir) {

@@ -13,8 +13,9 @@ use super::LabError;
 /// The PATH the lab's own processes run with, and the directories searched for its tools.
 pub const SYSTEM_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// The host directories every node overlays; the lab dir cannot live below them.
-pub const OVERLAID: [&str; 4] = ["/etc", "/opt", "/var", "/srv"];
+/// Host directories every node overlays (or, for /run, replaces with a tmpfs before it can bind
+/// its node dir); the lab dir cannot live below them.
+pub const OVERLAID: [&str; 5] = ["/etc", "/opt", "/var", "/srv", "/run"];
 
 pub fn require_root() -> Result<(), LabError> {
     // SAFETY: geteuid has no preconditions and touches no memory.
@@ -180,6 +181,7 @@ mod tests {
     #[test]
     fn lab_dir_must_not_be_overlaid() {
         assert!(check_dir_location(Path::new("/var/tmp/lab")).is_err());
+        assert!(check_dir_location(Path::new("/run/lab")).is_err());
         assert!(check_dir_location(Path::new("/etc2/lab")).is_ok());
         assert!(check_dir_location(Path::new("/work/x/.sparkboot/lab")).is_ok());
     }

@@ -95,6 +95,8 @@ impl PlannedStep {
 pub struct PlanOptions {
     /// Produce unified diffs of file changes.
     pub diff: bool,
+    /// Nothing will be applied; values known only after apply may be placeholders.
+    pub check: bool,
     pub redactor: Redactor,
     /// Local files for `push` downloads, by sha512.
     pub pushed: BTreeMap<String, PathBuf>,
@@ -157,32 +159,39 @@ pub fn probe_request(steps: &[Step], diff: bool) -> ProbeRequest {
     req
 }
 
-/// Plans every step in order against a simulated copy of the facts.
+/// Plans every step in order against a simulated copy of the facts (the golden tests use this).
+#[cfg(test)]
 pub fn plan(
     steps: &[Step],
     facts: &Facts,
     opts: &PlanOptions,
 ) -> Result<Vec<PlannedStep>, PlanError> {
-    let mut sim = facts.clone();
-    steps
-        .iter()
-        .map(|step| {
-            let action = steps::plan_step(&step.resource, &mut sim, opts).map_err(|message| {
-                PlanError::Step {
-                    role: step.role.clone(),
-                    step: step.name.clone(),
-                    message,
-                }
-            })?;
-            Ok(PlannedStep {
+    plan_with(steps, &mut facts.clone(), opts)
+}
+
+/// Plans against `sim`, leaving it as the steps will: a later phase's plan starts from there.
+pub fn plan_with(
+    steps: &[Step],
+    sim: &mut Facts,
+    opts: &PlanOptions,
+) -> Result<Vec<PlannedStep>, PlanError> {
+    let mut planned = Vec::with_capacity(steps.len());
+    for step in steps {
+        let action =
+            steps::plan_step(&step.resource, sim, opts).map_err(|message| PlanError::Step {
                 role: step.role.clone(),
-                phase: step.phase,
-                name: step.name.clone(),
-                notify: step.notify.clone(),
-                action,
-            })
-        })
-        .collect()
+                step: step.name.clone(),
+                message,
+            })?;
+        planned.push(PlannedStep {
+            role: step.role.clone(),
+            phase: step.phase,
+            name: step.name.clone(),
+            notify: step.notify.clone(),
+            action,
+        });
+    }
+    Ok(planned)
 }
 
 #[cfg(test)]

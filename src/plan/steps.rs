@@ -58,7 +58,7 @@ pub fn plan_step(
         Resource::File { spec, content } => file(spec, content, sim, opts),
         Resource::Download(d) => download(d, sim, opts),
         Resource::Symlink(l) => symlink(l, sim),
-        Resource::AuthorizedKey(k) => authorized_key(k, sim),
+        Resource::AuthorizedKey(k) => authorized_key(k, sim, opts),
         Resource::Service(s) => Ok(service(s, sim)),
         Resource::Command(c) => Ok(command(c, sim)),
     }
@@ -268,6 +268,12 @@ fn download(d: &DownloadSpec, sim: &mut Facts, opts: &PlanOptions) -> Result<Act
             &d.sha512[..16]
         )));
     }
+    if d.source != "url" && d.source != "push" {
+        return Err(format!(
+            "download source {:?} must be \"url\" or \"push\"",
+            d.source
+        ));
+    }
     let (stdin, from_stdin) = if d.source == "push" {
         let local = opts.pushed.get(&d.sha512).ok_or_else(|| {
             format!(
@@ -335,11 +341,31 @@ fn symlink(l: &SymlinkSpec, sim: &mut Facts) -> Result<Action, String> {
     Ok(action)
 }
 
-fn authorized_key(k: &AuthorizedKeySpec, sim: &mut Facts) -> Result<Action, String> {
+fn authorized_key(
+    k: &AuthorizedKeySpec,
+    sim: &mut Facts,
+    opts: &PlanOptions,
+) -> Result<Action, String> {
     if !matches!(sim.users.get(&k.user), Some(Some(_))) {
         return Err(format!(
             "user {} does not exist; create it in an earlier step",
             k.user
+        ));
+    }
+    let looks_like_key = ["ssh-", "ecdsa-", "sk-"]
+        .iter()
+        .any(|p| k.key.trim_start().starts_with(p));
+    if !looks_like_key {
+        if opts.check {
+            // Check mode on a fresh cluster: the key is generated on the master at apply time.
+            return Ok(change(
+                format!("authorize {} for {} (known once applied)", k.key, k.user),
+                String::new(),
+            ));
+        }
+        return Err(format!(
+            "{:?} is not a public key line; was it generated on the master?",
+            k.key
         ));
     }
     if k.tag.is_empty() || k.tag.contains(char::is_whitespace) {

@@ -94,6 +94,8 @@ pub struct RunReport {
     pub check: bool,
     pub elapsed_ms: u128,
     pub hosts: Vec<HostRecap>,
+    /// Cluster-level actions that are not a host's step (for example stopping a removed worker).
+    pub notes: Vec<String>,
     pub summary: Summary,
 }
 
@@ -124,6 +126,7 @@ impl RunReport {
             check,
             elapsed_ms: elapsed.as_millis(),
             hosts,
+            notes: Vec::new(),
             summary: s,
         }
     }
@@ -166,6 +169,9 @@ impl RunReport {
                 };
                 out.push_str(&format!("{kind:<14} {}: {e}\n", h.name));
             }
+        }
+        for n in &self.notes {
+            out.push_str(&format!("note           {n}\n"));
         }
         let width = self
             .hosts

@@ -110,15 +110,25 @@ fn with_header(content: String, comment: &str) -> String {
     }
 }
 
+/// Which steps to evaluate: one phase or all, and whether `when` conditions count (the probe
+/// listing ignores them, so a condition on a fact cannot hide what the probe must look at).
+#[derive(Debug, Clone, Copy)]
+pub struct Filter {
+    pub phase: Option<u32>,
+    pub ignore_when: bool,
+}
+
 /// Evaluates the roles for one host. `context` is the host's template context (host, facts,
-/// inventory, vars); `node_role` picks which roles apply.
+/// inventory, vars); `node_role` picks which roles apply. Returns the steps and how many were
+/// skipped by their `when`.
 pub fn evaluate(
     eval: &EvalContext,
     roles: &[Role],
     node_role: &str,
     host_name: &str,
     context: &Value,
-) -> Result<Vec<Step>, RoleError> {
+    filter: Filter,
+) -> Result<(Vec<Step>, u32), RoleError> {
     let ctx = Context::from_value(context.clone()).map_err(|e| RoleError::Render {
         role: "(context)".into(),
         step: String::new(),
@@ -126,10 +136,12 @@ pub fn evaluate(
         message: e.to_string(),
     })?;
     let mut steps = Vec::new();
-    for role in roles
-        .iter()
-        .filter(|r| r.data.hosts.iter().any(|h| h == node_role))
-    {
+    let mut skipped = 0;
+    let applies = |r: &&Role| {
+        r.data.hosts.iter().any(|h| h == node_role)
+            && filter.phase.is_none_or(|p| p == r.data.phase)
+    };
+    for role in roles.iter().filter(applies) {
         for raw in &role.data.steps {
             let fail = |message: String| RoleError::Render {
                 role: role.name.clone(),
@@ -137,13 +149,14 @@ pub fn evaluate(
                 host: host_name.to_string(),
                 message,
             };
-            if let Some(cond) = &raw.when {
+            if let Some(cond) = raw.when.as_ref().filter(|_| !filter.ignore_when) {
                 let verdict = render(
                     &format!("{{% if {cond} %}}true{{% else %}}false{{% endif %}}"),
                     &ctx,
                 )
                 .map_err(&fail)?;
                 if verdict != "true" {
+                    skipped += 1;
                     continue;
                 }
             }
@@ -211,7 +224,7 @@ pub fn evaluate(
                     dest: r(&d.dest)?,
                     owner: r(&d.owner)?,
                     group: r(&d.group)?,
-                    source: d.source.clone(),
+                    source: r(&d.source)?,
                 })
             } else if let Some(l) = &raw.symlink {
                 Resource::Symlink(SymlinkSpec {
@@ -254,7 +267,7 @@ pub fn evaluate(
             });
         }
     }
-    Ok(steps)
+    Ok((steps, skipped))
 }
 
 /// Handler name -> the service it restarts, across the loaded roles.

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use include_dir::{include_dir, Dir};
 use thiserror::Error;
 
-pub use eval::{evaluate, handler_map, EvalContext, Resource, Step};
+pub use eval::{evaluate, handler_map, EvalContext, Filter, Resource, Step};
 use model::RoleFile;
 
 static EMBEDDED_ROLES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/roles");
@@ -172,6 +172,14 @@ fn validate(role: &Role) -> Result<(), RoleError> {
         step: step.to_string(),
         message,
     };
+    for c in &role.data.context {
+        if c != "spark" {
+            return Err(err(
+                "(role)",
+                format!("context {c:?} is unknown; the only one is \"spark\""),
+            ));
+        }
+    }
     for h in &role.data.hosts {
         if h != "master" && h != "worker" {
             return Err(err(
@@ -214,7 +222,7 @@ fn validate(role: &Role) -> Result<(), RoleError> {
         }
         if let Some(d) = &s.download {
             paths.push(&d.dest);
-            if d.source != "url" && d.source != "push" {
+            if d.source != "url" && d.source != "push" && !d.source.contains("{{") {
                 return Err(err(
                     &s.name,
                     format!("download source {:?} must be \"url\" or \"push\"", d.source),

@@ -20,10 +20,26 @@ pub struct RoleFile {
     /// finished everywhere (so the master's daemon is up before any worker starts).
     #[serde(default)]
     pub phase: u32,
+    /// Values sparkboot must compute before this role can render: `spark` (the resolved
+    /// checksum, the cluster secret, ...). Only then does sparkboot fetch the checksum.
+    #[serde(default)]
+    pub context: Vec<String>,
     #[serde(default, rename = "handler")]
     pub handlers: Vec<Handler>,
     #[serde(default, rename = "step")]
     pub steps: Vec<RawStep>,
+    /// Public values read from the master after this role's phase and offered to later phases
+    /// on every host as `exports.<name>` (for example the cluster's public key).
+    #[serde(default, rename = "export")]
+    pub exports: Vec<Export>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Export {
+    pub name: String,
+    /// A file on the master whose text (trimmed) is the value. Never a secret.
+    pub path: String,
 }
 
 fn both() -> Vec<String> {

@@ -1,6 +1,6 @@
 //! One authenticated, host-key-verified SSH session, and running scripts over it.
 
-use std::io::{ErrorKind, Read};
+use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -172,7 +172,7 @@ impl Connection {
         let started = Instant::now();
         let err = |context: &str, e: &dyn std::fmt::Display| {
             let message = e.to_string();
-            if message.contains("Timed out") || message.contains("timed out") {
+            if started.elapsed() >= self.command_timeout {
                 TransportError::Timeout {
                     host: self.host_name.clone(),
                     what: context.to_string(),
@@ -198,7 +198,8 @@ impl Connection {
             .exec(command)
             .map_err(|e| err("starting a command", &e))?;
         if let Some(data) = stdin {
-            std::io::copy(data, &mut channel).map_err(|e| err("sending input", &e))?;
+            self.send_input(data, &mut channel, started)
+                .map_err(|e| err("sending input", &e))?;
         }
         channel.send_eof().map_err(|e| err("closing input", &e))?;
         let mut stdout = Vec::new();
@@ -208,6 +209,12 @@ impl Connection {
                 Ok(0) => break,
                 Ok(n) => stdout.extend_from_slice(&buf[..n]),
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                // With keepalives on, libssh2 gives up a blocking wait when the next keepalive is
+                // due ("Timed out waiting on socket") after sending it; the session is fine, so
+                // wait again until our own deadline.
+                Err(e) if is_wait_timeout(&e) && started.elapsed() < self.command_timeout => {
+                    continue
+                }
                 Err(e) => return Err(err("reading output", &e)),
             }
             if started.elapsed() > self.command_timeout {
@@ -232,6 +239,33 @@ impl Connection {
         })
     }
 
+    fn send_input(
+        &self,
+        data: &mut dyn Read,
+        channel: &mut ssh2::Channel,
+        started: Instant,
+    ) -> std::io::Result<()> {
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = match data.read(&mut buf) {
+                Ok(0) => return Ok(()),
+                Ok(n) => n,
+                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            let mut sent = 0;
+            while sent < n {
+                match channel.write(&buf[sent..n]) {
+                    Ok(m) => sent += m,
+                    Err(e) if is_wait_timeout(&e) && started.elapsed() < self.command_timeout => {
+                        continue
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+
     /// Streams a local file into a remote command's stdin (used to push large files) without
     /// holding it in memory.
     pub fn run_with_file(
@@ -248,6 +282,10 @@ impl Connection {
         let command = shell::wrap(script, privilege, self.login_is_root);
         self.exec_raw(&command, Some(&mut file))
     }
+}
+
+fn is_wait_timeout(e: &std::io::Error) -> bool {
+    e.kind() == ErrorKind::TimedOut || e.to_string().contains("Timed out waiting on socket")
 }
 
 fn duration_ms(d: Duration) -> u32 {

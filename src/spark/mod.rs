@@ -1,0 +1,144 @@
+//! What sparkboot knows about Spark itself: its settings, the published checksum, the push-mode
+//! cache, the cluster's authentication secret, and how to tell that workers registered.
+//!
+//! [`prepare`] runs on the controller before any host is contacted and turns the `[spark]`
+//! settings into the values the roles under roles/ render with (`spark.*`).
+
+pub mod checksum;
+pub mod cluster;
+pub mod fetch;
+pub mod registration;
+pub mod settings;
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Value};
+use thiserror::Error;
+
+use crate::config::Config;
+use settings::Distribution;
+
+#[derive(Debug, Error)]
+pub enum SparkError {
+    #[error("cannot find the Spark checksum: {0}; pin it with spark.sha512 in the config, or check spark.source")]
+    Checksum(String),
+    #[error("push mode: {0}")]
+    Push(String),
+    #[error("cluster secret {path}: {message}")]
+    Secret { path: PathBuf, message: String },
+}
+
+/// Everything the roles need that sparkboot computes.
+pub struct Prepared {
+    pub context: Value,
+    /// Values to redact from every diff, error and report.
+    pub secrets: Vec<String>,
+    /// Verified local archives for push mode, by sha512.
+    pub pushed: BTreeMap<String, PathBuf>,
+}
+
+/// Reads the cluster's Spark authentication secret from the state dir, creating it (0600) on
+/// first use. It stays the same across runs, so daemons are not restarted for a new secret.
+pub fn cluster_secret(state_dir: &Path) -> Result<String, SparkError> {
+    let path = state_dir.join("spark-auth-secret");
+    let err = |message: String| SparkError::Secret {
+        path: path.clone(),
+        message,
+    };
+    match std::fs::read_to_string(&path) {
+        Ok(text) if text.trim().len() >= 32 => return Ok(text.trim().to_string()),
+        Ok(_) => {
+            return Err(err(
+                "exists but is shorter than 32 characters; delete it to generate a new one".into(),
+            ))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(err(e.to_string())),
+    }
+    std::fs::create_dir_all(state_dir).map_err(|e| err(e.to_string()))?;
+    let secret = hex::encode(rand::random::<[u8; 32]>());
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| err(e.to_string()))?;
+    f.write_all(format!("{secret}\n").as_bytes())
+        .map_err(|e| err(e.to_string()))?;
+    Ok(secret)
+}
+
+pub fn prepare(config: &Config) -> Result<Prepared, SparkError> {
+    let s = &config.spark;
+    let sha512 = match &s.sha512 {
+        Some(pinned) => pinned.clone(),
+        None => fetch::published_sha512(&s.url).map_err(SparkError::Checksum)?,
+    };
+    let mut pushed = BTreeMap::new();
+    if s.distribution == Distribution::Push {
+        let cache = config
+            .state_dir
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join("cache/spark");
+        let path = fetch::cached_archive(&s.url, &sha512, &cache).map_err(SparkError::Push)?;
+        pushed.insert(sha512.clone(), path);
+    }
+    let mut secrets = Vec::new();
+    let secret = if s.authenticate {
+        let v = cluster_secret(&config.state_dir)?;
+        secrets.push(v.clone());
+        v
+    } else {
+        String::new()
+    };
+    let context = json!({
+        "spark": {
+            "version": s.version,
+            "package": s.package,
+            "url": s.url,
+            "sha512": sha512,
+            "source": if s.distribution == Distribution::Push { "push" } else { "url" },
+            "install_dir": s.install_dir(),
+            "home": "/opt/spark",
+            "authenticate": s.authenticate,
+            "rpc_cipher": s.rpc_cipher,
+            "master_port": s.master_port,
+            "master_webui_port": s.master_webui_port,
+            "worker_webui_port": s.worker_webui_port,
+            "worker_cores": s.worker_cores,
+            "worker_memory": s.worker_memory,
+            "defaults_master": s.defaults_for("master"),
+            "defaults_worker": s.defaults_for("worker"),
+        },
+        "secrets": {"spark_auth": secret},
+    });
+    Ok(Prepared {
+        context,
+        secrets,
+        pushed,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn secret_is_created_once_with_mode_0600() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = cluster_secret(dir.path()).expect("created");
+        let b = cluster_secret(dir.path()).expect("read back");
+        assert_eq!(a, b);
+        assert_eq!(a.len(), 64);
+        let mode = std::fs::metadata(dir.path().join("spark-auth-secret"))
+            .expect("stat")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+}

@@ -1,0 +1,310 @@
+//! The `[spark]` section of sparkboot.toml: which Spark, from where, how it is distributed, and
+//! the user's own spark-defaults.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+pub const DEFAULT_SOURCE: &str =
+    "https://archive.apache.org/dist/spark/spark-{version}/spark-{version}-{package}.tgz";
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSpark {
+    version: Option<String>,
+    package: Option<String>,
+    source: Option<String>,
+    sha512: Option<String>,
+    distribution: Option<String>,
+    authenticate: Option<bool>,
+    master_port: Option<u16>,
+    master_webui_port: Option<u16>,
+    worker_webui_port: Option<u16>,
+    worker_cores: Option<u32>,
+    worker_memory: Option<String>,
+    registration_timeout_secs: Option<u64>,
+    rpc_cipher: Option<String>,
+    #[serde(default)]
+    defaults: BTreeMap<String, toml::Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Distribution {
+    /// Every node downloads from `source` and verifies.
+    Direct,
+    /// sparkboot downloads once, verifies, and streams to nodes over SSH (no egress needed).
+    Push,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SparkSettings {
+    pub version: String,
+    pub package: String,
+    /// `source` with `{version}` and `{package}` filled in.
+    pub url: String,
+    pub sha512: Option<String>,
+    pub distribution: Distribution,
+    pub authenticate: bool,
+    pub master_port: u16,
+    pub master_webui_port: u16,
+    pub worker_webui_port: u16,
+    /// 0 means "all the node's cores".
+    pub worker_cores: u32,
+    /// Empty means "the node's memory less 1 GiB for the OS".
+    pub worker_memory: String,
+    pub registration_timeout_secs: u64,
+    /// `spark.network.crypto.cipher` when authentication (and so RPC encryption) is on.
+    pub rpc_cipher: String,
+    pub defaults: BTreeMap<String, String>,
+}
+
+pub const GCM: &str = "AES/GCM/NoPadding";
+pub const CTR: &str = "AES/CTR/NoPadding";
+
+/// AES-GCM authenticates RPC traffic, but Spark's GcmTransportCipher silently drops every
+/// message after the first on a channel (SPARK-56227, fixed in 2026; seen here with 3.5.7: a
+/// worker connects and never registers). So GCM is the default only from Spark 4.2, the first
+/// feature release after that fix; older lines keep Spark's CTR unless the user opts in.
+fn default_cipher(version: &str) -> &'static str {
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if (major, minor) >= (4, 2) {
+        GCM
+    } else {
+        CTR
+    }
+}
+
+/// Turns the raw section into settings, or `(field, message)` naming what is wrong.
+pub fn resolve(raw: RawSpark) -> Result<SparkSettings, (String, String)> {
+    let bad = |field: &str, msg: String| (format!("spark.{field}"), msg);
+    let version = raw.version.unwrap_or_else(|| "3.5.7".into());
+    let version_ok = !version.is_empty()
+        && version
+            .split('.')
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
+    if !version_ok {
+        return Err(bad("version", format!("{version:?} must look like 3.5.7")));
+    }
+    let package = raw.package.unwrap_or_else(|| "bin-hadoop3".into());
+    if package.is_empty()
+        || !package
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'))
+    {
+        return Err(bad(
+            "package",
+            format!("{package:?} must be like bin-hadoop3"),
+        ));
+    }
+    let source = raw.source.unwrap_or_else(|| DEFAULT_SOURCE.into());
+    if !(source.starts_with("https://")
+        || source.starts_with("http://")
+        || source.starts_with("file://"))
+    {
+        return Err(bad(
+            "source",
+            format!("{source:?} must be an http(s):// or file:// URL template"),
+        ));
+    }
+    let url = source
+        .replace("{version}", &version)
+        .replace("{package}", &package);
+    let sha512 = raw.sha512.map(|s| s.trim().to_ascii_lowercase());
+    if let Some(s) = &sha512 {
+        if s.len() != 128 || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(bad(
+                "sha512",
+                "must be 128 hex digits (the archive's SHA-512)".into(),
+            ));
+        }
+    }
+    let distribution = match raw.distribution.as_deref().unwrap_or("direct") {
+        "direct" => Distribution::Direct,
+        "push" => Distribution::Push,
+        other => {
+            return Err(bad(
+                "distribution",
+                format!("{other:?} must be \"direct\" or \"push\""),
+            ))
+        }
+    };
+    if source.starts_with("file://") && distribution == Distribution::Direct {
+        return Err(bad(
+            "source",
+            "a file:// source only works with distribution = \"push\"".into(),
+        ));
+    }
+    let worker_memory = raw.worker_memory.unwrap_or_default();
+    if !worker_memory.is_empty() {
+        let (num, unit) = worker_memory.split_at(worker_memory.len() - 1);
+        if !matches!(unit, "m" | "g" | "M" | "G") || num.parse::<u64>().is_err() {
+            return Err(bad(
+                "worker_memory",
+                format!("{worker_memory:?} must be like 4g or 512m"),
+            ));
+        }
+    }
+    let mut defaults = BTreeMap::new();
+    for (k, v) in raw.defaults {
+        if !k.starts_with("spark.") || k.contains(char::is_whitespace) {
+            return Err(bad(
+                "defaults",
+                format!("key {k:?} must be a Spark property such as spark.executor.memory"),
+            ));
+        }
+        let text = match v {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(i) => i.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            toml::Value::Float(f) => f.to_string(),
+            other => {
+                return Err(bad(
+                    "defaults",
+                    format!("{k} = {other} must be a string, number or boolean"),
+                ))
+            }
+        };
+        if text.contains('\n') {
+            return Err(bad("defaults", format!("{k} must be one line")));
+        }
+        if k == "spark.authenticate.secret" {
+            return Err(bad(
+                "defaults",
+                "spark.authenticate.secret is generated and managed by sparkboot; remove it".into(),
+            ));
+        }
+        defaults.insert(k, text);
+    }
+    let rpc_cipher = match raw.rpc_cipher.as_deref() {
+        None | Some("auto") => default_cipher(&version).to_string(),
+        Some(c) if c == GCM || c == CTR => c.to_string(),
+        Some(other) => {
+            return Err(bad(
+                "rpc_cipher",
+                format!("{other:?} must be \"auto\", \"{GCM}\" or \"{CTR}\""),
+            ))
+        }
+    };
+    Ok(SparkSettings {
+        rpc_cipher,
+        version,
+        package,
+        url,
+        sha512,
+        distribution,
+        authenticate: raw.authenticate.unwrap_or(true),
+        master_port: raw.master_port.unwrap_or(7077),
+        master_webui_port: raw.master_webui_port.unwrap_or(8080),
+        worker_webui_port: raw.worker_webui_port.unwrap_or(8081),
+        worker_cores: raw.worker_cores.unwrap_or(0),
+        worker_memory,
+        registration_timeout_secs: raw.registration_timeout_secs.unwrap_or(90),
+        defaults,
+    })
+}
+
+impl SparkSettings {
+    /// Which properties each node's spark-defaults.conf carries. `spark.worker.*` is read only by
+    /// workers and `spark.master.*`/`spark.deploy.*` only by the master, so changing one of those
+    /// restarts only the daemons that read it; everything else goes everywhere.
+    pub fn defaults_for(&self, role: &str) -> BTreeMap<String, String> {
+        self.defaults
+            .iter()
+            .filter(|(k, _)| {
+                let worker_only = k.starts_with("spark.worker.");
+                let master_only = k.starts_with("spark.master.") || k.starts_with("spark.deploy.");
+                match role {
+                    "master" => !worker_only,
+                    _ => !master_only,
+                }
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// The directory the archive unpacks into, e.g. /opt/spark-3.5.7-bin-hadoop3.
+    pub fn install_dir(&self) -> String {
+        format!("/opt/spark-{}-{}", self.version, self.package)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<SparkSettings, (String, String)> {
+        resolve(toml::from_str(text).expect("toml"))
+    }
+
+    #[test]
+    fn defaults_follow_the_archive_layout() {
+        let s = parse("").expect("defaults");
+        assert_eq!(
+            s.url,
+            "https://archive.apache.org/dist/spark/spark-3.5.7/spark-3.5.7-bin-hadoop3.tgz"
+        );
+        assert_eq!(s.install_dir(), "/opt/spark-3.5.7-bin-hadoop3");
+        assert_eq!(s.distribution, Distribution::Direct);
+        assert!(s.authenticate);
+    }
+
+    #[test]
+    fn gcm_only_where_spark_carries_the_fix() {
+        assert_eq!(parse("").expect("3.5.7").rpc_cipher, CTR);
+        assert_eq!(parse("version = \"4.2.0\"").expect("4.2").rpc_cipher, GCM);
+        assert_eq!(
+            parse("rpc_cipher = \"AES/GCM/NoPadding\"")
+                .expect("opt in")
+                .rpc_cipher,
+            GCM
+        );
+        assert_eq!(
+            parse("rpc_cipher = \"DES\"").expect_err("bad").0,
+            "spark.rpc_cipher"
+        );
+    }
+
+    #[test]
+    fn bad_fields_are_named() {
+        assert_eq!(
+            parse("version = \"3.x\"").expect_err("version").0,
+            "spark.version"
+        );
+        assert_eq!(
+            parse("sha512 = \"abc\"").expect_err("sha").0,
+            "spark.sha512"
+        );
+        assert_eq!(
+            parse("distribution = \"s4\"").expect_err("mode").0,
+            "spark.distribution"
+        );
+        assert_eq!(
+            parse("worker_memory = \"lots\"").expect_err("mem").0,
+            "spark.worker_memory"
+        );
+        assert_eq!(
+            parse("[defaults]\n\"spark.authenticate.secret\" = \"x\"")
+                .expect_err("secret")
+                .0,
+            "spark.defaults"
+        );
+    }
+
+    #[test]
+    fn role_scoped_defaults_reach_only_their_daemons() {
+        let s = parse("[defaults]\n\"spark.worker.cleanup.enabled\" = true\n\"spark.deploy.spreadOut\" = false\n\"spark.executor.memory\" = \"1g\"\n").expect("ok");
+        let m = s.defaults_for("master");
+        let w = s.defaults_for("worker");
+        assert!(
+            m.contains_key("spark.deploy.spreadOut")
+                && !m.contains_key("spark.worker.cleanup.enabled")
+        );
+        assert!(
+            w.contains_key("spark.worker.cleanup.enabled")
+                && !w.contains_key("spark.deploy.spreadOut")
+        );
+        assert_eq!(w["spark.executor.memory"], "1g");
+        assert_eq!(m["spark.executor.memory"], "1g");
+    }
+}
