@@ -53,6 +53,8 @@ pub enum Command {
     Exec(ExecArgs),
     /// Log in to one host through the pinned host keys.
     Ssh(SshArgs),
+    /// Show each node's Spark and daemon, and the master's workers against the inventory.
+    Status(StatusArgs),
     /// Manage local lab nodes (isolated namespaces with real sshd).
     Lab(LabArgs),
     /// Internal: init process of a lab node. Not for direct use.
@@ -91,6 +93,12 @@ pub struct ExecArgs {
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true)]
     pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
 }
 
 #[derive(Debug, Args)]

@@ -43,5 +43,6 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Inventory(args) => commands::inventory::run(&args),
         Command::Exec(args) => commands::exec::run(&args),
         Command::Ssh(args) => commands::ssh::run(&args),
+        Command::Status(args) => commands::status::run(&args),
     }
 }

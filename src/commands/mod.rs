@@ -5,6 +5,7 @@ pub mod converge;
 pub mod exec;
 pub mod inventory;
 pub mod ssh;
+pub mod status;
 
 use crate::cli::CommonArgs;
 use crate::config::Config;
@@ -37,6 +38,15 @@ impl Target {
                 config.path.display()
             ))
         })?;
+        let spec = match (&common.inventory, config.path.parent()) {
+            // A file named in the config is relative to the config, like roles_dir.
+            (None, Some(base))
+                if !spec.contains(':') && std::path::Path::new(&spec).is_relative() =>
+            {
+                base.join(&spec).display().to_string()
+            }
+            _ => spec,
+        };
         let inventory = crate::inventory::load(&spec)?;
         let known_hosts = KnownHosts::new(config.known_hosts_path(), common.strict);
         Ok(Target {

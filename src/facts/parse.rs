@@ -264,6 +264,8 @@ mod tests {
         assert_eq!(java_major("java version \"1.8.0_392\""), 8);
         assert_eq!(java_major("openjdk version \"21\" 2023-09-19"), 21);
         assert_eq!(java_major(""), 0);
+        // From the JDK's release file, as the probe reads it.
+        assert_eq!(java_major("JAVA_VERSION=\"17.0.15\""), 17);
     }
 
     #[test]

@@ -235,6 +235,13 @@ pub fn down(paths: &LabPaths) -> Result<ExitCode, LabError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(LabError::io("remove", &nodes_dir, e)),
     }
+    // The lab's sparkboot.toml keeps converge's state (known_hosts, the cluster secret) here.
+    let converge_state = paths.dir.join("state");
+    match std::fs::remove_dir_all(&converge_state) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(LabError::io("remove", &converge_state, e)),
+    }
     for file in [
         paths.state(),
         paths.inventory(),

@@ -194,27 +194,32 @@ pub fn ensure_key(paths: &LabPaths) -> Result<String, LabError> {
     Ok(line.trim().to_string())
 }
 
-/// Writes the sample sparkboot.toml that points converge at the lab's Spark server. It is a
-/// comment block for now: the config schema belongs to the `config` module.
+/// Writes the lab's sparkboot.toml: the inventory beside it, Spark from the lab's server (so
+/// converge runs the real download-and-verify path), and state kept inside the lab dir so
+/// `lab down` removes it with everything else.
 pub fn write_sample_config(
     paths: &LabPaths,
     url_template: &str,
     url: &str,
 ) -> Result<(), LabError> {
     let text = format!(
-        "# Sample sparkboot configuration for this lab, written by `sparkboot lab up`.\n\
+        "# sparkboot configuration for this lab, written by `sparkboot lab up`.\n\
          # The lab serves a Spark-shaped tarball built from PyPI pyspark==3.5.7, with its .sha512:\n\
          #   {url}\n\
          #   {url}.sha512\n\
-         #\n\
-         # [spark]\n\
-         # version = \"3.5.7\"\n\
-         # package = \"bin-hadoop3\"\n\
-         # source = \"{url_template}\"\n\
-         #\n\
-         # Use: sparkboot converge --config {config} --inventory {inventory}\n",
+         # Use: sparkboot converge --config {config}\n\
+         inventory = \"inventory.toml\"\n\
+         \n\
+         [cluster]\n\
+         name = \"lab\"\n\
+         state_dir = {state:?}\n\
+         \n\
+         [spark]\n\
+         version = \"3.5.7\"\n\
+         package = \"bin-hadoop3\"\n\
+         source = \"{url_template}\"\n",
         config = paths.sample_config().display(),
-        inventory = paths.inventory().display(),
+        state = paths.sample_config().with_file_name("state").display().to_string(),
     );
     write_atomic(&paths.sample_config(), text.as_bytes(), 0o644)
 }

@@ -26,7 +26,8 @@ echo "uid=$(id -u)"
 echo "hostname=$(hostname)"
 if [ -d /run/systemd/system ]; then echo systemd=1; else echo systemd=0; fi
 if command -v apt-get >/dev/null 2>&1; then echo pkg=apt; elif command -v dnf >/dev/null 2>&1; then echo pkg=dnf; elif command -v yum >/dev/null 2>&1; then echo pkg=yum; else echo pkg=none; fi
-if command -v java >/dev/null 2>&1; then echo "java=$(java -version 2>&1 | head -n 1)"; fi
+# The JDK's release file names its version without starting a JVM (which costs ~0.2 s of CPU).
+if j=$(command -v java 2>/dev/null); then r="$(dirname "$(dirname "$(readlink -f "$j")")")/release"; if [ -r "$r" ]; then echo "java=$(grep '^JAVA_VERSION=' "$r")"; else echo "java=$(java -version 2>&1 | head -n 1)"; fi; fi
 "#;
 
 /// Builds the probe script for one host.

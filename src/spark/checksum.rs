@@ -36,7 +36,7 @@ pub fn parse_sha512(text: &str, file_name: &str) -> Result<String, String> {
 mod tests {
     use super::*;
 
-    const HEX: &str = "7e0a2d9d1b9c4a4f5b0b3a2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f0a9b8c7d6e5f4a3b2c1d0e9f8a7b6c5d4e3f2a1b0c9d8e7f6a5b4c3d2e1f";
+    const HEX: &str = "1c9c147bddfc7c12b2d83d25d41173c84ed0ca9314a9dbb6955cc59e0463324ecf83aa6766de979b34b776299c37826ae2a96b5b062a0ef3e927c5f3ad606c91";
 
     #[test]
     fn one_line_layout() {

@@ -13,7 +13,7 @@ use crate::transport::KnownHosts;
 use super::registration::alive_workers;
 
 /// The script that reads the master's status page from the master itself.
-fn status_script(address: &str, port: u16) -> String {
+pub fn status_script(address: &str, port: u16) -> String {
     let url = format!("http://{address}:{port}/json/");
     format!(
         "if command -v curl >/dev/null 2>&1; then curl -fsS --max-time 5 {u}; else wget -q -T 5 -O - {u}; fi",

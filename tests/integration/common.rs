@@ -81,6 +81,49 @@ impl Lab {
         lab
     }
 
+    /// A lab whose HTTP server serves the Spark tarball built from pyspark (cached).
+    pub fn up_with_spark(slot: u8, workers: usize) -> Lab {
+        require_root();
+        let dir = tempfile::Builder::new()
+            .prefix("sparkboot-test-")
+            .tempdir()
+            .expect("tempdir");
+        let lab = Lab {
+            dir,
+            first_address: format!("127.{slot}.0.2"),
+        };
+        let out = lab.lab(&[
+            "up",
+            "--workers",
+            &workers.to_string(),
+            "--first-address",
+            &lab.first_address,
+        ]);
+        assert!(out.status.success(), "lab up failed:\n{}", text(&out));
+        lab
+    }
+
+    /// The Spark URL template the lab's sparkboot.toml names.
+    pub fn spark_source(&self) -> String {
+        let cfg = std::fs::read_to_string(self.lab_dir().join("sparkboot.toml"))
+            .expect("lab sparkboot.toml");
+        cfg.lines()
+            .find_map(|l| l.strip_prefix("source = "))
+            .map(|v| v.trim_matches('"').to_string())
+            .expect("source line")
+    }
+
+    /// Address of the node `name`, from the lab's inventory.
+    pub fn address(&self, name: &str) -> String {
+        let inv = std::fs::read_to_string(self.inventory()).expect("inventory");
+        inv.split(&format!("name = \"{name}\""))
+            .nth(1)
+            .and_then(|s| s.split("address = \"").nth(1))
+            .and_then(|s| s.split('"').next())
+            .unwrap_or_else(|| panic!("{name} not in the inventory:\n{inv}"))
+            .to_string()
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }

@@ -3,3 +3,5 @@
 
 mod common;
 mod converge;
+mod lab;
+mod spark;
