@@ -47,6 +47,8 @@ struct RawConfig {
     vars: BTreeMap<String, toml::Value>,
     #[serde(default)]
     spark: RawSpark,
+    /// `sparkboot harden` settings (opt-outs with reasons); validated by the harden module.
+    harden: Option<toml::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -85,6 +87,7 @@ pub struct Config {
     /// User variables, visible to roles and templates as `vars.*`.
     pub vars: BTreeMap<String, toml::Value>,
     pub spark: SparkSettings,
+    pub harden: Option<toml::Value>,
 }
 
 /// The roles a plain `sparkboot converge` applies, in order.
@@ -221,6 +224,7 @@ impl Config {
             templates_dir: raw.templates_dir.map(|d| relative_to(path, d)),
             inventory: raw.inventory,
             vars: raw.vars,
+            harden: raw.harden,
             spark: settings::resolve(raw.spark)
                 .map_err(|(field, message)| invalid(&field, message))?,
         })

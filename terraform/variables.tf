@@ -69,7 +69,7 @@ variable "associate_public_ip_address" {
 # --------------------------------------------------------------------------------------------
 
 variable "admin_cidrs" {
-  description = "IPv4 CIDR blocks allowed to reach the nodes over SSH (port 22), and the Spark UIs when expose_spark_ui is on: the addresses sparkboot and the operators connect from. Required, with no default; 0.0.0.0/0 (or any /0) is refused."
+  description = "IPv4 CIDR blocks allowed to reach the nodes over SSH (port 22), and the Spark UIs when expose_spark_ui is on: the addresses sparkboot and the operators connect from. Required, with no default; 0.0.0.0/0 (or any /0) is refused; at most 14 entries."
   type        = list(string)
 
   validation {
@@ -229,13 +229,13 @@ variable "root_volume_size" {
 }
 
 variable "root_volume_type" {
-  description = "EBS volume type of each node's root volume."
+  description = "EBS volume type of each node's root volume: gp3 (the default) or gp2. Provisioned-IOPS types are not offered, since the module sets no IOPS."
   type        = string
   default     = "gp3"
 
   validation {
-    condition     = contains(["gp3", "gp2", "io1", "io2"], var.root_volume_type)
-    error_message = "root_volume_type must be one of gp3, gp2, io1, io2."
+    condition     = contains(["gp3", "gp2"], var.root_volume_type)
+    error_message = "root_volume_type must be one of gp3, gp2."
   }
 }
 

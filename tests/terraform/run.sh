@@ -36,13 +36,22 @@ if [ -z "${SPARKBOOT_TF_ISOLATED:-}" ]; then
     ! cmp -s "$HERE/requirements.txt" "$stamp"; then
     log "== setup: Python tools into $VENV (pip cache $CACHE/pip)"
     mkdir -p "$CACHE/pip"
-    [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV" || exit 1
-    "$VENV/bin/python" -m pip install --quiet --cache-dir "$CACHE/pip" -r "$HERE/requirements.txt" || exit 1
+    if ! { [ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"; } ||
+      ! "$VENV/bin/python" -m pip install --quiet --cache-dir "$CACHE/pip" -r "$HERE/requirements.txt"; then
+      log "FAIL  setup: could not install tests/terraform/requirements.txt into $VENV"
+      log "0 passed, 1 failed"
+      exit 1
+    fi
     cp "$HERE/requirements.txt" "$stamp"
   fi
-  command -v terraform >/dev/null || { log "terraform is not on PATH"; exit 1; }
-  if [ "$(id -u)" = 0 ] && command -v unshare >/dev/null && command -v ip >/dev/null; then
+  if ! command -v terraform >/dev/null; then
+    log "FAIL  setup: terraform is not on PATH"
+    log "0 passed, 1 failed"
+    exit 1
+  fi
+  if [ "$(id -u)" = 0 ] && command -v ip >/dev/null && unshare --net true 2>/dev/null; then
     export SPARKBOOT_TF_ISOLATED=netns
+    # shellcheck disable=SC2016 # $0 and $@ belong to the inner bash
     exec unshare --net -- bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
   fi
   export SPARKBOOT_TF_ISOLATED=none
