@@ -253,3 +253,39 @@ fn bad_config_and_inventory_fail_before_any_connection() {
         "names the file and the field: {err}"
     );
 }
+
+#[test]
+fn hosts_are_reached_through_a_jump_host() {
+    let lab = Lab::up(126, 2);
+    let master = lab.address("lab-master");
+    let worker = lab.address("lab-worker-2");
+    let cfg = lab.config(
+        "sparkboot.toml",
+        "roles = [\"demo\"]\n[vars]\ndemo_secret = \"first-secret-0123456789\"\n",
+    );
+    // Make the master's sshd log forwarded connections, so the test can see the tunnel.
+    lab.sh(&cfg, "lab-master", "echo 'LogLevel DEBUG1' > /etc/ssh/sshd_config.d/01-debug.conf && kill -HUP $(cat /run/sshd.pid) && sleep 0.5");
+    let inv = std::fs::read_to_string(lab.inventory()).expect("inventory");
+    // Every host, the master included, is reached through the master's sshd (direct-tcpip).
+    let jumped = inv.replacen(
+        "[defaults]\n",
+        &format!("[defaults]\njump_host = \"root@{master}\"\n"),
+        1,
+    );
+    std::fs::write(lab.inventory(), jumped).expect("rewrite inventory");
+    let out = lab.run("converge", &cfg, &["--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    for (name, _, changed, _, _) in counts(&json(&out)) {
+        assert!(changed >= 5, "{name} converged through the jump host");
+    }
+    // The tunnel really went through the master: its sshd logged the forwarded connection.
+    let log = lab.sh(
+        &cfg,
+        "lab-master",
+        "grep direct_tcpip /var/log/sshd-lab.log || true",
+    );
+    assert!(
+        log.contains(&format!("target {worker} port 22")),
+        "no tunnel to {worker} in the master's sshd log:\n{log}"
+    );
+}
