@@ -87,6 +87,8 @@ pub struct Config {
     /// User variables, visible to roles and templates as `vars.*`.
     pub vars: BTreeMap<String, toml::Value>,
     pub spark: SparkSettings,
+    /// The `[harden]` table, read by the harden command (added in the harden change).
+    #[allow(dead_code)]
     pub harden: Option<toml::Value>,
 }
 

@@ -87,7 +87,7 @@ where
                 .await
                 {
                     Ok(r) => r,
-                    Err(e) => panic!("a connect task panicked: {e}"),
+                    Err(e) => rethrow(e),
                 };
                 if !run.alive() {
                     return run;
@@ -103,7 +103,7 @@ where
             .await
             {
                 Ok(r) => r,
-                Err(e) => panic!("a host task panicked: {e}"),
+                Err(e) => rethrow(e),
             }
         }));
     }
@@ -111,10 +111,19 @@ where
     for t in tasks {
         match t.await {
             Ok(r) => out.push(r),
-            Err(e) => std::panic::resume_unwind(e.into_panic()),
+            Err(e) => rethrow(e),
         }
     }
     out
+}
+
+/// A host task can only fail by panicking (a bug): let the panic continue with its own message
+/// rather than lose it behind a second one.
+fn rethrow(e: tokio::task::JoinError) -> ! {
+    if e.is_panic() {
+        std::panic::resume_unwind(e.into_panic())
+    }
+    unreachable!("host tasks are never cancelled: {e}")
 }
 
 /// What a role exports, before its value has been read.

@@ -312,3 +312,96 @@ mod tests {
         assert!(err.to_string().contains("\"nope\" not found"), "{err}");
     }
 }
+
+#[cfg(test)]
+mod template_tests {
+    //! The built-in Spark templates rendered with a realistic context.
+
+    use super::*;
+    use serde_json::json;
+    use std::collections::BTreeMap;
+
+    fn context(role: &str, address: &str) -> serde_json::Value {
+        json!({
+            "host": {"name": "w1", "address": address, "role": role, "user": "root"},
+            "facts": {"cpus": 4, "memory_mb": 8192, "systemd": false, "java_major": 17},
+            "inventory": {"source": "t", "master": {"name": "m", "address": "10.1.0.2", "role": "master"},
+                          "workers": [{"name": "w1", "address": "10.1.0.3", "role": "worker"},
+                                      {"name": "w2", "address": "10.1.0.4", "role": "worker"}]},
+            "cluster": {"name": "c"},
+            "vars": {},
+            "exports": {"master_pubkey": "ssh-ed25519 AAAAkey"},
+            "spark": {"version": "3.5.7", "package": "bin-hadoop3", "url": "http://x/s.tgz", "sha512": "ab".repeat(64),
+                      "source": "url", "install_dir": "/opt/spark-3.5.7-bin-hadoop3", "home": "/opt/spark",
+                      "authenticate": true, "rpc_cipher": "AES/CTR/NoPadding", "master_port": 7077,
+                      "master_webui_port": 8080, "worker_webui_port": 8081, "worker_cores": 0, "worker_memory": "",
+                      "defaults_master": {"spark.deploy.spreadOut": "false"},
+                      "defaults_worker": {"spark.worker.cleanup.enabled": "true"}},
+            "secrets": {"spark_auth": "s3cr3t-0123456789abcdef"},
+        })
+    }
+
+    fn files(role: &str, address: &str) -> BTreeMap<String, String> {
+        let lib = Library::default();
+        let names: Vec<String> = crate::config::DEFAULT_ROLES
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let roles = lib.load_roles(&names).expect("built-in roles load");
+        let eval = EvalContext::new(&lib, &roles).expect("templates compile");
+        let filter = Filter {
+            phase: None,
+            ignore_when: false,
+        };
+        let (steps, _) =
+            evaluate(&eval, &roles, role, "w1", &context(role, address), filter).expect("renders");
+        steps
+            .into_iter()
+            .filter_map(|s| match s.resource {
+                Resource::File { spec, content } => Some((spec.path, content)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn worker_spark_env_uses_its_own_address_and_facts() {
+        let f = files("worker", "10.1.0.3");
+        let env = &f["/opt/spark/conf/spark-env.sh"];
+        assert!(env.starts_with("# Managed by sparkboot"), "{env}");
+        assert!(env.contains("export SPARK_MASTER_HOST=10.1.0.2\n"));
+        assert!(env.contains("export SPARK_LOCAL_IP=10.1.0.3\n"));
+        assert!(env.contains("export SPARK_WORKER_CORES=4\n"));
+        assert!(env.contains("export SPARK_WORKER_MEMORY=7168m\n"));
+        assert!(env.contains("export SPARK_PID_DIR=/var/lib/spark/run\n"));
+        assert!(
+            !f.contains_key("/opt/spark/conf/workers"),
+            "conf/workers is the master's"
+        );
+    }
+
+    #[test]
+    fn spark_defaults_carry_auth_and_only_this_role_s_overrides() {
+        let w = files("worker", "10.1.0.3");
+        let d = &w["/opt/spark/conf/spark-defaults.conf"];
+        assert!(d.contains("spark.authenticate                  true\n"));
+        assert!(d.contains("spark.authenticate.secret           s3cr3t-0123456789abcdef\n"));
+        assert!(d.contains("spark.network.crypto.cipher         AES/CTR/NoPadding\n"));
+        assert!(d.contains("spark.master.rest.enabled           false\n"));
+        assert!(
+            d.contains("spark.worker.cleanup.enabled    true\n") && !d.contains("spreadOut"),
+            "{d}"
+        );
+        let m = files("master", "10.1.0.2");
+        assert!(
+            m["/opt/spark/conf/spark-defaults.conf"].contains("spark.deploy.spreadOut    false\n")
+        );
+        assert_eq!(
+            m["/opt/spark/conf/workers"]
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .collect::<Vec<_>>(),
+            vec!["10.1.0.3", "10.1.0.4"]
+        );
+    }
+}

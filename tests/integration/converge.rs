@@ -289,3 +289,108 @@ fn hosts_are_reached_through_a_jump_host() {
         "no tunnel to {worker} in the master's sshd log:\n{log}"
     );
 }
+
+#[test]
+fn forks_beyond_the_open_file_limit_degrade_instead_of_crashing() {
+    let lab = Lab::up(127, 2);
+    let cfg = lab.config(
+        "sparkboot.toml",
+        "roles = [\"demo\"]\n[vars]\ndemo_secret = \"first-secret-0123456789\"\n",
+    );
+    // A hard limit of 70 descriptors leaves room for one host at a time (64 are kept in reserve).
+    let script = format!(
+        "ulimit -Sn 70 && ulimit -Hn 70 && exec {BIN} converge --config {} --inventory {} --forks 500 --json",
+        cfg.display(),
+        lab.inventory().display()
+    );
+    let out = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .expect("bash");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("open-file limit"),
+        "a note explains the cap:\n{}",
+        text(&out)
+    );
+    for (name, _, changed, failed, unreachable) in counts(&json(&out)) {
+        assert_eq!((failed, unreachable), (0, 0), "{name}");
+        assert!(changed >= 5, "{name}");
+    }
+}
+
+#[test]
+fn ssh_agent_authentication_works_without_a_key_file() {
+    let lab = Lab::up(128, 1);
+    let sock = lab.path().join("agent.sock");
+    let agent = std::process::Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&sock)
+        .spawn()
+        .expect("ssh-agent");
+    // End the agent we started, by its PID, whatever happens below.
+    struct Reap(std::process::Child);
+    impl Drop for Reap {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let _agent = Reap(agent);
+    for _ in 0..50 {
+        if sock.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let key = lab.lab_dir().join("id_ed25519");
+    let add = std::process::Command::new("ssh-add")
+        .arg(&key)
+        .env("SSH_AUTH_SOCK", &sock)
+        .output()
+        .expect("ssh-add");
+    assert!(add.status.success(), "{}", text(&add));
+    let inv = std::fs::read_to_string(lab.inventory()).expect("inventory");
+    let without_key: String = inv
+        .lines()
+        .filter(|l| !l.starts_with("identity_file"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(lab.inventory(), without_key).expect("rewrite");
+    let cfg = lab.config(
+        "sparkboot.toml",
+        "roles = [\"demo\"]\n[vars]\ndemo_secret = \"first-secret-0123456789\"\n",
+    );
+    let run = |agent: bool| {
+        let mut cmd = std::process::Command::new(BIN);
+        cmd.args([
+            "converge",
+            "--config",
+            cfg.to_str().expect("utf-8"),
+            "--inventory",
+            lab.inventory().to_str().expect("utf-8"),
+            "--json",
+        ]);
+        cmd.env_remove("SSH_AUTH_SOCK");
+        if agent {
+            cmd.env("SSH_AUTH_SOCK", &sock);
+        }
+        cmd.output().expect("converge")
+    };
+    let without = run(false);
+    assert_eq!(
+        without.status.code(),
+        Some(2),
+        "no key and no agent fails:\n{}",
+        text(&without)
+    );
+    assert!(
+        String::from_utf8_lossy(&without.stdout).contains("authentication as root failed"),
+        "{}",
+        text(&without)
+    );
+    let with = run(true);
+    assert_eq!(with.status.code(), Some(0), "{}", text(&with));
+}
