@@ -2,14 +2,10 @@
 //! same pinned, pooled sessions the engine uses.
 
 use std::process::ExitCode;
-use std::sync::Arc;
 
-use crate::apply::{self, HostRun, HostState, Prepared, Settings};
+use crate::apply::HostState;
 use crate::cli::ExecArgs;
 use crate::error::{Error, EXIT_HOST_FAILED};
-use crate::plan::PlanOptions;
-use crate::report::Progress;
-use crate::roles::EvalContext;
 use crate::shell::{self, Privilege};
 
 use super::Target;
@@ -23,49 +19,15 @@ pub fn run(args: &ExecArgs) -> Result<ExitCode, Error> {
     } else {
         Privilege::AsLogin
     };
-    let (forks, keep_sessions, note) = apply::plan_concurrency(target.config.forks, selected.len());
-    if let Some(n) = note {
-        eprintln!("sparkboot: note: {n}");
-    }
-    let settings = Settings {
-        check: false,
-        forks,
-        max_handshakes: target.config.max_handshakes,
-        keep_sessions,
-    };
-    let known = Arc::new(target.known_hosts);
-    let prep = Arc::new(Prepared {
-        eval: EvalContext::empty(),
-        roles: Vec::new(),
-        options: PlanOptions::default(),
-        extra: serde_json::Value::Null,
-        diff: false,
-        config: target.config,
-        inventory: target.inventory,
-    });
-    let progress = Progress::new(false);
-    let runs: Vec<HostRun> = prep
-        .inventory
-        .hosts()
-        .filter(|h| selected.contains(&h.name))
-        .map(|h| HostRun::new(h.clone(), Default::default(), progress.host(&h.name)))
-        .collect();
-    let runtime = super::converge::runtime()?;
-    let results = runtime.block_on(apply::for_each_host(
-        runs,
-        &prep,
-        &known,
-        &settings,
-        move |run, _| {
-            let Some(conn) = run.conn.as_ref() else {
-                return;
-            };
-            match conn.run(&command, privilege, None) {
-                Ok(out) => run.output = Some(out),
-                Err(e) => run.state = HostState::Failed(e.to_string()),
-            }
-        },
-    ));
+    let (results, _) = target.each_host(&selected, move |run, _| {
+        let Some(conn) = run.conn.as_ref() else {
+            return;
+        };
+        match conn.run(&command, privilege, None) {
+            Ok(out) => run.output = Some(out),
+            Err(e) => run.state = HostState::Failed(e.to_string()),
+        }
+    })?;
     let mut failed = false;
     let mut doc = Vec::new();
     for r in &results {

@@ -3,17 +3,13 @@
 
 use std::collections::BTreeSet;
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::apply::{self, HostRun, HostState, Prepared, Settings};
+use crate::apply::HostState;
 use crate::cli::StatusArgs;
 use crate::error::{Error, EXIT_HOST_FAILED};
 use crate::inventory::NodeRole;
-use crate::plan::PlanOptions;
-use crate::report::Progress;
-use crate::roles::EvalContext;
 use crate::shell::ops;
 use crate::spark::registration::alive_workers;
 
@@ -56,50 +52,26 @@ fn daemon(role: NodeRole) -> (&'static str, &'static str) {
 pub fn run(args: &StatusArgs) -> Result<ExitCode, Error> {
     let target = Target::resolve(&args.common)?;
     let selected = target.inventory.select(args.common.limit.as_deref())?;
-    let (forks, keep_sessions, _) = apply::plan_concurrency(target.config.forks, selected.len());
-    let settings = Settings {
-        check: true,
-        forks,
-        max_handshakes: target.config.max_handshakes,
-        keep_sessions,
-    };
     let webui = target.config.spark.master_webui_port;
-    let known = Arc::new(target.known_hosts);
-    let prep = Arc::new(Prepared {
-        eval: EvalContext::empty(),
-        roles: Vec::new(),
-        options: PlanOptions::default(),
-        extra: serde_json::Value::Null,
-        diff: false,
-        config: target.config,
-        inventory: target.inventory,
-    });
-    let progress = Progress::new(false);
-    let runs: Vec<HostRun> = prep
+    let workers: BTreeSet<String> = target
         .inventory
-        .hosts()
-        .filter(|h| selected.contains(&h.name))
-        .map(|h| HostRun::new(h.clone(), Default::default(), progress.host(&h.name)))
+        .workers
+        .iter()
+        .map(|w| w.address.clone())
         .collect();
-    let runtime = super::converge::runtime()?;
-    let runs = runtime.block_on(apply::for_each_host(
-        runs,
-        &prep,
-        &known,
-        &settings,
-        move |run, _| {
-            let (pidfile, class) = daemon(run.host.role);
-            if let Some(out) = run.run(&ops::spark_status(pidfile, class), None) {
-                run.output = Some(out);
+    let inventory_workers = target.inventory.workers.len();
+    let (runs, _) = target.each_host(&selected, move |run, _| {
+        let (pidfile, class) = daemon(run.host.role);
+        if let Some(out) = run.run(&ops::spark_status(pidfile, class), None) {
+            run.output = Some(out);
+        }
+        if run.host.role == NodeRole::Master && run.alive() {
+            let script = crate::spark::cluster::status_script(&run.host.address, webui);
+            if let Some(out) = run.run(&script, None) {
+                run.registered = alive_workers(&out.stdout).ok();
             }
-            if run.host.role == NodeRole::Master && run.alive() {
-                let script = crate::spark::cluster::status_script(&run.host.address, webui);
-                if let Some(out) = run.run(&script, None) {
-                    run.registered = alive_workers(&out.stdout).ok();
-                }
-            }
-        },
-    ));
+        }
+    })?;
     let mut nodes = Vec::new();
     let mut registered = None;
     for r in &runs {
@@ -130,18 +102,10 @@ pub fn run(args: &StatusArgs) -> Result<ExitCode, Error> {
             error,
         });
     }
-    let drift = registered.map(|alive: BTreeSet<String>| {
-        let inventory: BTreeSet<String> = prep
-            .inventory
-            .workers
-            .iter()
-            .map(|w| w.address.clone())
-            .collect();
-        Drift {
-            missing: inventory.difference(&alive).cloned().collect(),
-            unexpected: alive.difference(&inventory).cloned().collect(),
-            alive_workers: alive.into_iter().collect(),
-        }
+    let drift = registered.map(|alive: BTreeSet<String>| Drift {
+        missing: workers.difference(&alive).cloned().collect(),
+        unexpected: alive.difference(&workers).cloned().collect(),
+        alive_workers: alive.into_iter().collect(),
     });
     let healthy = nodes.iter().all(|n| n.reachable && n.daemon_running)
         && drift
@@ -176,7 +140,7 @@ pub fn run(args: &StatusArgs) -> Result<ExitCode, Error> {
                 println!(
                     "\nmaster: {} ALIVE worker(s) of {} in the inventory",
                     d.alive_workers.len(),
-                    prep.inventory.workers.len()
+                    inventory_workers
                 );
                 for m in &d.missing {
                     println!("  DRIFT: {m} is in the inventory but not ALIVE on the master; run `sparkboot converge`");
