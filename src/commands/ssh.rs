@@ -22,7 +22,13 @@ pub fn run(args: &SshArgs) -> Result<ExitCode, Error> {
     } else {
         "accept-new"
     };
+    if let Some(dir) = known.parent() {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Error::Usage(format!("cannot create {}: {e}", dir.display())))?;
+    }
     let mut cmd = Command::new("ssh");
+    // Unhashed entries, so sparkboot's own check can read what ssh records (and vice versa).
+    cmd.arg("-o").arg("HashKnownHosts=no");
     cmd.arg("-o")
         .arg(format!("UserKnownHostsFile={}", known.display()));
     cmd.arg("-o").arg(format!("StrictHostKeyChecking={strict}"));
