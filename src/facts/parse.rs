@@ -43,10 +43,8 @@ pub fn parse(request: &ProbeRequest, output: &str) -> Result<Facts, FactError> {
         system: parse_system(get("system", 0)?)?,
         ..Facts::default()
     };
-    for (i, path) in request.paths.iter().enumerate() {
-        facts
-            .paths
-            .insert(path.clone(), parse_path(get("path", i)?)?);
+    if !request.paths.is_empty() {
+        facts.paths = parse_paths(&request.paths, get("paths", 0)?, get("hashes", 0)?)?;
     }
     for (i, user) in request.users.iter().enumerate() {
         facts
@@ -141,33 +139,52 @@ pub fn java_major(line: &str) -> u32 {
     }
 }
 
-/// One line: `absent`, `other`, `link\tTARGET`, `dir\tOWNER\tGROUP\tMODE`,
-/// `file\tOWNER\tGROUP\tMODE\tSHA256`.
-pub fn parse_path(body: &str) -> Result<PathFact, FactError> {
-    let line = body.lines().next().unwrap_or_default();
-    let fields: Vec<&str> = line.split('\t').collect();
+/// The batched path probe: `find -printf '%y\t%u\t%g\t%m\t%l\t%p\n'` lines for the paths
+/// that exist, and `sha256sum` lines (`<hex>  <path>`) for the regular files among them.
+/// Paths that find did not print are absent.
+pub fn parse_paths(
+    requested: &std::collections::BTreeSet<String>,
+    find: &str,
+    hashes: &str,
+) -> Result<BTreeMap<String, PathFact>, FactError> {
+    let sums: BTreeMap<&str, &str> = hashes
+        .lines()
+        .filter_map(|l| l.split_once("  "))
+        .map(|(hash, path)| (path, hash))
+        .collect();
     let mode = |m: &str| {
-        u32::from_str_radix(m, 8).map_err(|_| bad("path", format!("mode {m:?} is not octal")))
+        u32::from_str_radix(m, 8).map_err(|_| bad("paths", format!("mode {m:?} is not octal")))
     };
-    match fields.as_slice() {
-        ["absent"] => Ok(PathFact::Absent),
-        ["other"] => Ok(PathFact::Other),
-        ["link", target] => Ok(PathFact::Link {
-            target: target.to_string(),
-        }),
-        ["dir", owner, group, m] => Ok(PathFact::Dir {
-            owner: owner.to_string(),
-            group: group.to_string(),
-            mode: mode(m)?,
-        }),
-        ["file", owner, group, m, sha] => Ok(PathFact::File {
-            owner: owner.to_string(),
-            group: group.to_string(),
-            mode: mode(m)?,
-            sha256: sha.to_string(),
-        }),
-        _ => Err(bad("path", format!("unexpected line {line:?}"))),
+    let mut found = BTreeMap::new();
+    for line in find.lines() {
+        let f: Vec<&str> = line.splitn(6, '\t').collect();
+        let [kind, owner, group, m, target, path] = f.as_slice() else {
+            return Err(bad("paths", format!("unexpected line {line:?}")));
+        };
+        let (owner, group) = (owner.to_string(), group.to_string());
+        let fact = match *kind {
+            "l" => PathFact::Link {
+                target: target.to_string(),
+            },
+            "d" => PathFact::Dir {
+                owner,
+                group,
+                mode: mode(m)?,
+            },
+            "f" => PathFact::File {
+                owner,
+                group,
+                mode: mode(m)?,
+                sha256: sums.get(path).copied().unwrap_or_default().to_string(),
+            },
+            _ => PathFact::Other,
+        };
+        found.insert(path.to_string(), fact);
     }
+    Ok(requested
+        .iter()
+        .map(|p| (p.clone(), found.remove(p).unwrap_or(PathFact::Absent)))
+        .collect())
 }
 
 /// `getent passwd` output, or nothing when the user does not exist.
@@ -269,25 +286,32 @@ mod tests {
     }
 
     #[test]
-    fn path_lines() {
-        assert_eq!(parse_path("absent\n").expect("absent"), PathFact::Absent);
+    fn batched_path_lines() {
+        let requested: std::collections::BTreeSet<String> =
+            ["/opt/spark", "/opt/d", "/opt/f", "/opt/none", "/dev/null"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+        // Captured from `find ... -maxdepth 0 -printf` and `sha256sum` on a lab node.
+        let find = "l\troot\troot\t777\t/opt/spark-3.5.7\t/opt/spark\nd\tspark\tspark\t750\t\t/opt/d\nf\troot\troot\t600\t\t/opt/f\nc\troot\troot\t666\t\t/dev/null\n";
+        let hashes = "abc123  /opt/f\n";
+        let facts = parse_paths(&requested, find, hashes).expect("parses");
         assert_eq!(
-            parse_path("link\t/opt/spark-3.5.7\n").expect("link"),
+            facts["/opt/spark"],
             PathFact::Link {
                 target: "/opt/spark-3.5.7".into()
             }
         );
         assert_eq!(
-            parse_path("dir\tspark\tspark\t755\n").expect("dir"),
+            facts["/opt/d"],
             PathFact::Dir {
                 owner: "spark".into(),
                 group: "spark".into(),
-                mode: 0o755
+                mode: 0o750
             }
         );
-        let f = parse_path("file\troot\troot\t600\tabc123\n").expect("file");
         assert_eq!(
-            f,
+            facts["/opt/f"],
             PathFact::File {
                 owner: "root".into(),
                 group: "root".into(),
@@ -295,8 +319,10 @@ mod tests {
                 sha256: "abc123".into()
             }
         );
-        assert!(parse_path("file\troot\n").is_err());
-        assert!(parse_path("dir\troot\troot\t9z9\n").is_err());
+        assert_eq!(facts["/opt/none"], PathFact::Absent);
+        assert_eq!(facts["/dev/null"], PathFact::Other);
+        assert!(parse_paths(&requested, "f\troot\n", "").is_err());
+        assert!(parse_paths(&requested, "d\troot\troot\t9z\t\t/opt/d\n", "").is_err());
     }
 
     #[test]
@@ -344,7 +370,7 @@ mod tests {
         req.guards.insert("test -e /x".into());
         req.contents.insert("/root/.ssh/authorized_keys".into());
         let out = format!(
-            "{m}system\n{SYSTEM}{m}path 0\nabsent\n{m}path 1\ndir\troot\troot\t755\n{m}user 0\n\n{m}service 0\nrunning 7\n{m}guard 0\n1\n{m}content 0\npresent\nc3NoLWVkMjU1MTkgQUFBQSBvcAo=\n",
+            "{m}system\n{SYSTEM}{m}paths 0\nd\troot\troot\t755\t\t/opt/b\n{m}hashes 0\n{m}user 0\n\n{m}service 0\nrunning 7\n{m}guard 0\n1\n{m}content 0\npresent\nc3NoLWVkMjU1MTkgQUFBQSBvcAo=\n",
             m = MARK
         );
         let facts = parse(&req, &out).expect("parses");
@@ -366,7 +392,7 @@ mod tests {
         let out = format!("{MARK}system\n{SYSTEM}");
         assert_eq!(
             parse(&req, &out),
-            Err(FactError::MissingSection("path 0".into()))
+            Err(FactError::MissingSection("paths 0".into()))
         );
     }
 }
