@@ -55,6 +55,8 @@ pub enum Command {
     Ssh(SshArgs),
     /// Show each node's Spark and daemon, and the master's workers against the inventory.
     Status(StatusArgs),
+    /// Audit and fix the security baseline: sshd, stray keys, Spark auth/encryption, modes, IMDSv2.
+    Harden(HardenArgs),
     /// Manage local lab nodes (isolated namespaces with real sshd).
     Lab(LabArgs),
     /// Internal: init process of a lab node. Not for direct use.
@@ -99,6 +101,15 @@ pub struct ExecArgs {
 pub struct StatusArgs {
     #[command(flatten)]
     pub common: CommonArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct HardenArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Audit only: change nothing; exit 3 when a check fails.
+    #[arg(long)]
+    pub check: bool,
 }
 
 #[derive(Debug, Args)]

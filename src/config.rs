@@ -47,6 +47,9 @@ struct RawConfig {
     vars: BTreeMap<String, toml::Value>,
     #[serde(default)]
     spark: RawSpark,
+    /// `[aws]`: the `aws` inventory source, SSH login for cloud sources, the S3 bucket.
+    #[serde(default)]
+    aws: crate::inventory::aws::RawAws,
     /// `sparkboot harden` settings (opt-outs with reasons); validated by the harden module.
     harden: Option<toml::Value>,
 }
@@ -87,6 +90,8 @@ pub struct Config {
     /// User variables, visible to roles and templates as `vars.*`.
     pub vars: BTreeMap<String, toml::Value>,
     pub spark: SparkSettings,
+    /// `[aws]` settings (see src/inventory/aws/settings.rs).
+    pub aws: crate::inventory::aws::AwsSettings,
     /// The `[harden]` table, read by the harden command (added in the harden change).
     #[allow(dead_code)]
     pub harden: Option<toml::Value>,
@@ -228,6 +233,8 @@ impl Config {
             vars: raw.vars,
             harden: raw.harden,
             spark: settings::resolve(raw.spark)
+                .map_err(|(field, message)| invalid(&field, message))?,
+            aws: crate::inventory::aws::resolve(raw.aws, path)
                 .map_err(|(field, message)| invalid(&field, message))?,
         })
     }

@@ -32,6 +32,8 @@ pub enum Error {
     Spark(#[from] crate::spark::SparkError),
     #[error(transparent)]
     Lab(#[from] LabError),
+    #[error(transparent)]
+    Harden(#[from] crate::harden::HardenError),
 }
 
 impl Error {
@@ -42,6 +44,7 @@ impl Error {
             | Error::Config(_)
             | Error::Role(_)
             | Error::Lab(_)
+            | Error::Harden(_)
             | Error::Spark(_) => EXIT_USAGE,
         })
     }

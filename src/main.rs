@@ -8,6 +8,7 @@ mod commands;
 mod config;
 mod error;
 mod facts;
+mod harden;
 mod inventory;
 mod lab;
 mod plan;
@@ -44,5 +45,6 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Exec(args) => commands::exec::run(&args),
         Command::Ssh(args) => commands::ssh::run(&args),
         Command::Status(args) => commands::status::run(&args),
+        Command::Harden(args) => commands::harden::run(&args),
     }
 }

@@ -1,16 +1,19 @@
 //! `sparkboot converge`: load and validate everything, then run the engine and report.
 
+use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::apply::{self, Prepared, Settings};
+use crate::apply::{self, HostRun, Prepared, Settings};
 use crate::cli::ConvergeArgs;
 use crate::config::Config;
 use crate::error::{Error, EXIT_CHANGES_PENDING, EXIT_HOST_FAILED};
+use crate::inventory::Inventory;
 use crate::plan::{PlanOptions, Redactor};
 use crate::report::{Progress, RunReport};
 use crate::roles::{EvalContext, Library};
+use crate::transport::KnownHosts;
 
 use super::Target;
 
@@ -24,79 +27,108 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, Error> {
 /// Roles whose presence means "this is a Spark cluster": check registration at the end.
 const DAEMON_ROLES: [&str; 2] = ["spark-master", "spark-worker"];
 
-pub fn run(args: &ConvergeArgs) -> Result<ExitCode, Error> {
-    let started = Instant::now();
-    let target = Target::resolve(&args.common)?;
-    let selected = target.inventory.select(args.common.limit.as_deref())?;
-    let names = if args.roles.is_empty() {
-        target.config.roles.clone()
-    } else {
-        args.roles.clone()
-    };
+/// What to converge and how; shared by `converge` and `harden` (whose Spark fixes are a
+/// converge).
+pub struct Request<'a> {
+    pub roles: &'a [String],
+    pub selected: &'a BTreeSet<String>,
+    pub check: bool,
+    pub diff: bool,
+    pub progress: &'a Progress,
+}
+
+/// Loads the roles and sparkboot's Spark values, runs the engine phase by phase and, for a Spark
+/// cluster, the registration check. Returns every selected host's run and cluster-level notes.
+pub fn execute(
+    config: Config,
+    inventory: Inventory,
+    known: Arc<KnownHosts>,
+    req: Request,
+    runtime: &tokio::runtime::Runtime,
+) -> Result<(Vec<HostRun>, Vec<String>), Error> {
     let library = Library {
-        roles_dir: target.config.roles_dir.clone(),
-        templates_dir: target.config.templates_dir.clone(),
+        roles_dir: config.roles_dir.clone(),
+        templates_dir: config.templates_dir.clone(),
     };
-    let roles = library.load_roles(&names)?;
+    let roles = library.load_roles(req.roles)?;
     let eval = EvalContext::new(&library, &roles)?;
-    let (forks, keep_sessions, note) = apply::plan_concurrency(target.config.forks, selected.len());
+    let (forks, keep_sessions, note) = apply::plan_concurrency(config.forks, req.selected.len());
     if let Some(n) = note {
         eprintln!("sparkboot: note: {n}");
     }
-    let settings = Settings {
-        check: args.check,
+    let settings = |check| Settings {
+        check,
         forks,
-        max_handshakes: target.config.max_handshakes,
+        max_handshakes: config.max_handshakes,
         keep_sessions,
     };
-    let mut secrets = secret_vars(&target.config);
+    let mut secrets = secret_vars(&config);
     let mut extra = serde_json::json!({});
     let mut pushed = Default::default();
     if roles
         .iter()
         .any(|r| r.data.context.iter().any(|c| c == "spark"))
     {
-        let spark = crate::spark::prepare(&target.config)?;
+        let spark = crate::spark::prepare_for(&config, inventory.cloud.as_ref(), req.check)?;
         secrets.extend(spark.secrets);
         extra = spark.context;
         pushed = spark.pushed;
     }
     let options = PlanOptions {
-        diff: args.diff,
-        check: args.check,
+        diff: req.diff,
+        check: req.check,
         redactor: Redactor::new(secrets),
         pushed,
     };
-    let known = Arc::new(target.known_hosts);
     let spark_cluster = roles
         .iter()
         .any(|r| DAEMON_ROLES.contains(&r.name.as_str()));
+    let (apply_settings, verify_settings) = (settings(req.check), settings(false));
     let prep = Arc::new(Prepared {
-        config: target.config,
-        inventory: target.inventory,
+        config,
+        inventory,
         roles,
         eval,
         options,
         extra,
-        diff: args.diff,
+        diff: req.diff,
     });
-    let progress = Progress::new(!args.common.json);
-    let runtime = runtime()?;
-    let (runs, notes) = runtime.block_on(async {
-        let runs =
-            apply::converge(prep.clone(), known.clone(), settings, &selected, &progress).await;
-        if spark_cluster && !args.check {
-            let settings = Settings {
-                check: false,
-                forks,
-                max_handshakes: prep.config.max_handshakes,
-                keep_sessions,
-            };
-            crate::spark::cluster::verify(runs, &prep, &known, &settings).await
+    Ok(runtime.block_on(async {
+        let runs = apply::converge(
+            prep.clone(),
+            known.clone(),
+            apply_settings,
+            req.selected,
+            req.progress,
+        )
+        .await;
+        if spark_cluster && !req.check {
+            crate::spark::cluster::verify(runs, &prep, &known, &verify_settings).await
         } else {
             (runs, Vec::new())
         }
-    });
+    }))
+}
+
+pub fn run(args: &ConvergeArgs) -> Result<ExitCode, Error> {
+    let started = Instant::now();
+    let target = Target::resolve(&args.common)?;
+    let selected = target.inventory.select(args.common.limit.as_deref())?;
+    let roles = if args.roles.is_empty() {
+        target.config.roles.clone()
+    } else {
+        args.roles.clone()
+    };
+    let progress = Progress::new(!args.common.json);
+    let req = Request {
+        roles: &roles,
+        selected: &selected,
+        check: args.check,
+        diff: args.diff,
+        progress: &progress,
+    };
+    let known = Arc::new(target.known_hosts);
+    let (runs, notes) = execute(target.config, target.inventory, known, req, &runtime()?)?;
     apply::finish_bars(&runs);
     progress.clear();
     let mut report = RunReport::new(
@@ -123,7 +155,7 @@ pub fn run(args: &ConvergeArgs) -> Result<ExitCode, Error> {
 
 /// Values of config vars whose names mark them as secret; they are redacted from every diff and
 /// error message.
-fn secret_vars(config: &Config) -> Vec<String> {
+pub fn secret_vars(config: &Config) -> Vec<String> {
     const MARKERS: [&str; 5] = ["secret", "password", "token", "private", "credential"];
     config
         .vars

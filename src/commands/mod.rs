@@ -3,6 +3,7 @@
 
 pub mod converge;
 pub mod exec;
+pub mod harden;
 pub mod inventory;
 pub mod ssh;
 pub mod status;
@@ -54,7 +55,7 @@ impl Target {
             }
             _ => spec,
         };
-        let inventory = crate::inventory::load(&spec)?;
+        let inventory = crate::inventory::load(&spec, &config)?;
         let known_hosts = KnownHosts::new(config.known_hosts_path(), common.strict);
         Ok(Target {
             config,

@@ -1,10 +1,13 @@
 //! Where hosts come from.
 //!
-//! Every source (a static file today; Terraform outputs and the AWS API later) produces the same
-//! validated [`Inventory`], so the engine never knows or cares how a host was discovered.
-//! Validation happens here, before any connection, so a bad inventory costs no SSH traffic.
+//! Every source (a static file, Terraform outputs plus the AWS API, or the AWS API alone)
+//! produces the same validated [`Inventory`], so the engine never knows or cares how a host was
+//! discovered. Validation happens here, before any connection, so a bad inventory costs no SSH
+//! traffic.
 
+pub mod aws;
 pub mod static_file;
+pub mod terraform;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -29,6 +32,12 @@ pub enum InventoryError {
     },
     #[error("--limit {0:?} matches no host in the inventory; run `sparkboot inventory` to list the names")]
     LimitMatchesNothing(String),
+    /// A cloud source (`aws`, `terraform:DIR`) could not discover the cluster.
+    #[error("inventory {source_name}: {message}")]
+    Discovery {
+        source_name: String,
+        message: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, PartialOrd, Ord, Hash)]
@@ -118,6 +127,9 @@ pub struct Inventory {
     pub source: String,
     pub master: Host,
     pub workers: Vec<Host>,
+    /// Where a cloud source found the cluster (region, bucket), for `distribution = "s3"`.
+    #[serde(skip)]
+    pub cloud: Option<aws::Cloud>,
 }
 
 impl Inventory {
@@ -155,7 +167,14 @@ impl Inventory {
             source,
             master,
             workers,
+            cloud: None,
         })
+    }
+
+    /// Records where a cloud source found the cluster.
+    pub fn with_cloud(mut self, cloud: aws::Cloud) -> Self {
+        self.cloud = Some(cloud);
+        self
     }
 
     /// Master first, then workers in inventory order.
@@ -199,19 +218,21 @@ impl Inventory {
     }
 }
 
-/// Loads an inventory from `--inventory` (or the config's `inventory`). Today that is a static
-/// TOML file; `terraform:DIR` and `aws` sources plug in here.
-pub fn load(spec: &str) -> Result<Inventory, InventoryError> {
-    if let Some(kind) = ["terraform", "aws"]
-        .iter()
-        .find(|k| spec == **k || spec.starts_with(&format!("{k}:")))
-    {
+/// Loads an inventory from `--inventory` (or the config's `inventory`): `aws` (the AWS API, with
+/// `[aws]` settings), `terraform:DIR` (that directory's `terraform output`, then the AWS API for
+/// the workers) or a static TOML file.
+pub fn load(spec: &str, config: &crate::config::Config) -> Result<Inventory, InventoryError> {
+    if spec == "aws" {
+        return aws::load(&config.aws, &config.cluster_name);
+    }
+    if let Some(dir) = spec.strip_prefix("terraform:") {
+        return terraform::load(std::path::Path::new(dir), &config.aws);
+    }
+    if spec == "terraform" || spec.starts_with("aws:") {
         return Err(InventoryError::Invalid {
             source_name: spec.to_string(),
             field: "--inventory".into(),
-            message: format!(
-                "the {kind} source is not available in this build; pass a static inventory file"
-            ),
+            message: "write `terraform:DIR` (the directory you ran `terraform apply` in) or `aws` (settings from [aws] in the config)".into(),
         });
     }
     let path = std::path::Path::new(spec);

@@ -161,11 +161,11 @@ mod tests {
             Some(Ipv4Addr::new(127, 100, 1, 4))
         );
         assert!(matches!(
-            parse_loopback("10.0.0.5"),
+            parse_loopback("10.0.0.5"), // refused: parsing only
             Err(LabError::NotLoopback { .. })
         ));
         assert!(matches!(
-            parse_loopback("192.168.1.1"),
+            parse_loopback("192.168.1.1"), // refused: parsing only
             Err(LabError::NotLoopback { .. })
         ));
         assert!(matches!(

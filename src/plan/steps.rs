@@ -283,10 +283,18 @@ fn download(d: &DownloadSpec, sim: &mut Facts, opts: &PlanOptions) -> Result<Act
         })?;
         (Some(Payload::LocalFile(local.clone())), true)
     } else {
-        (None, false)
+        // The node reads the URL from stdin, so it is never part of a command line.
+        (
+            Some(Payload::Bytes(format!("{}\n", d.url).into_bytes())),
+            false,
+        )
     };
     let reason = match installed {
-        None => format!("download {} into {} and verify its sha512", d.url, d.dest),
+        // The URL may be a secret (a presigned S3 URL in the s3 distribution mode).
+        None => opts.redactor.redact(&format!(
+            "download {} into {} and verify its sha512",
+            d.url, d.dest
+        )),
         Some(_) => format!(
             "reinstall {}: the installed archive's checksum differs",
             d.dest
@@ -304,7 +312,7 @@ fn download(d: &DownloadSpec, sim: &mut Facts, opts: &PlanOptions) -> Result<Act
     );
     Ok(Action::Change(Change {
         reason,
-        script: ops::download_unpack(&d.url, &d.sha512, &d.dest, &d.owner, &d.group, from_stdin),
+        script: ops::download_unpack(&d.sha512, &d.dest, &d.owner, &d.group, from_stdin),
         stdin,
         diff: None,
         starts_service: None,

@@ -325,9 +325,9 @@ mod template_tests {
         json!({
             "host": {"name": "w1", "address": address, "role": role, "user": "root"},
             "facts": {"cpus": 4, "memory_mb": 8192, "systemd": false, "java_major": 17},
-            "inventory": {"source": "t", "master": {"name": "m", "address": "10.1.0.2", "role": "master"},
-                          "workers": [{"name": "w1", "address": "10.1.0.3", "role": "worker"},
-                                      {"name": "w2", "address": "10.1.0.4", "role": "worker"}]},
+            "inventory": {"source": "t", "master": {"name": "m", "address": "127.1.0.2", "role": "master"},
+                          "workers": [{"name": "w1", "address": "127.1.0.3", "role": "worker"},
+                                      {"name": "w2", "address": "127.1.0.4", "role": "worker"}]},
             "cluster": {"name": "c"},
             "vars": {},
             "exports": {"master_pubkey": "ssh-ed25519 AAAAkey"},
@@ -366,11 +366,11 @@ mod template_tests {
 
     #[test]
     fn worker_spark_env_uses_its_own_address_and_facts() {
-        let f = files("worker", "10.1.0.3");
+        let f = files("worker", "127.1.0.3");
         let env = &f["/opt/spark/conf/spark-env.sh"];
         assert!(env.starts_with("# Managed by sparkboot"), "{env}");
-        assert!(env.contains("export SPARK_MASTER_HOST=10.1.0.2\n"));
-        assert!(env.contains("export SPARK_LOCAL_IP=10.1.0.3\n"));
+        assert!(env.contains("export SPARK_MASTER_HOST=127.1.0.2\n"));
+        assert!(env.contains("export SPARK_LOCAL_IP=127.1.0.3\n"));
         assert!(env.contains("export SPARK_WORKER_CORES=4\n"));
         assert!(env.contains("export SPARK_WORKER_MEMORY=7168m\n"));
         assert!(env.contains("export SPARK_PID_DIR=/var/lib/spark/run\n"));
@@ -382,7 +382,7 @@ mod template_tests {
 
     #[test]
     fn spark_defaults_carry_auth_and_only_this_role_s_overrides() {
-        let w = files("worker", "10.1.0.3");
+        let w = files("worker", "127.1.0.3");
         let d = &w["/opt/spark/conf/spark-defaults.conf"];
         assert!(d.contains("spark.authenticate                  true\n"));
         assert!(d.contains("spark.authenticate.secret           s3cr3t-0123456789abcdef\n"));
@@ -392,7 +392,7 @@ mod template_tests {
             d.contains("spark.worker.cleanup.enabled    true\n") && !d.contains("spreadOut"),
             "{d}"
         );
-        let m = files("master", "10.1.0.2");
+        let m = files("master", "127.1.0.2");
         assert!(
             m["/opt/spark/conf/spark-defaults.conf"].contains("spark.deploy.spreadOut    false\n")
         );
@@ -401,7 +401,7 @@ mod template_tests {
                 .lines()
                 .filter(|l| !l.starts_with('#'))
                 .collect::<Vec<_>>(),
-            vec!["10.1.0.3", "10.1.0.4"]
+            vec!["127.1.0.3", "127.1.0.4"]
         );
     }
 }

@@ -8,6 +8,7 @@
 
 use std::fmt::Write as _;
 
+pub mod harden;
 pub mod ops;
 pub mod probe;
 

@@ -87,20 +87,18 @@ pub fn symlink(path: &str, target: &str) -> String {
 /// anything is unpacked; an interruption leaves only a `.sparkboot-dl.*` directory, which never
 /// looks installed because the marker is written before the final rename.
 pub fn download_unpack(
-    url: &str,
     sha512: &str,
     dest: &str,
     owner: &str,
     group: &str,
     from_stdin: bool,
 ) -> String {
+    // The URL arrives on stdin, not in this script: a presigned URL is a credential, and a
+    // script or argv is readable by every user of the node through /proc while it runs.
     let fetch = if from_stdin {
-        "cat > \"$tmp/archive\"".to_string()
+        "url=pushed; cat > \"$tmp/archive\"".to_string()
     } else {
-        format!(
-            "if command -v curl >/dev/null 2>&1; then curl -fsSL --retry 3 -o \"$tmp/archive\" {u}; else wget -q -O \"$tmp/archive\" {u}; fi",
-            u = quote(url)
-        )
+        "IFS= read -r url\nif command -v curl >/dev/null 2>&1; then printf 'url = \"%s\"\\n' \"$url\" | curl -fsSL --retry 3 -o \"$tmp/archive\" -K -; else printf '%s\\n' \"$url\" | wget -q -O \"$tmp/archive\" -i -; fi".to_string()
     };
     format!(
         r#"set -e
@@ -108,7 +106,7 @@ dest={dest}; parent=$(dirname "$dest"); mkdir -p "$parent"
 tmp=$(mktemp -d "$parent/.sparkboot-dl.XXXXXX"); trap 'rm -rf "$tmp"' EXIT
 {fetch}
 actual=$(sha512sum "$tmp/archive" | cut -d' ' -f1)
-if [ "$actual" != {sha} ]; then echo "checksum mismatch for "{url}": expected "{sha}", got $actual; nothing was installed" >&2; exit 3; fi
+if [ "$actual" != {sha} ]; then echo "checksum mismatch for $url: expected "{sha}", got $actual; nothing was installed" >&2; exit 3; fi
 mkdir "$tmp/unpack"; tar -xzf "$tmp/archive" -C "$tmp/unpack" --strip-components=1 --no-same-owner
 chown -R {owner}:{group} "$tmp/unpack"
 printf '%s\n' {sha} > "$tmp/unpack/.sparkboot-sha512"
@@ -116,7 +114,6 @@ if [ -e "$dest" ]; then mv "$dest" "$tmp/previous"; fi
 mv "$tmp/unpack" "$dest""#,
         dest = quote(dest),
         sha = quote(sha512),
-        url = quote(url),
         owner = quote(owner),
         group = quote(group),
     )
@@ -203,21 +200,19 @@ mod tests {
 
     #[test]
     fn download_verifies_before_unpacking() {
-        let s = download_unpack(
-            "http://h/x.tgz",
-            "abc",
-            "/opt/spark-3.5.7",
-            "root",
-            "root",
-            false,
-        );
+        let s = download_unpack("abc", "/opt/spark-3.5.7", "root", "root", false);
         let verify = s.find("sha512sum").expect("verifies");
         let unpack = s.find("tar -xzf").expect("unpacks");
         let rename = s.find("mv \"$tmp/unpack\" \"$dest\"").expect("renames");
         assert!(verify < unpack && unpack < rename);
         assert!(s.contains("exit 3"));
-        assert!(download_unpack("u", "abc", "/d", "root", "root", true)
-            .contains("cat > \"$tmp/archive\""));
+        assert!(
+            s.contains("IFS= read -r url"),
+            "the URL comes on stdin, never in the script"
+        );
+        assert!(
+            download_unpack("abc", "/d", "root", "root", true).contains("cat > \"$tmp/archive\"")
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! What sparkboot knows about Spark itself: its settings, the published checksum, the push-mode
-//! cache, the cluster's authentication secret, and how to tell that workers registered.
+//! cache, staging in S3 (`s3.rs`), the cluster's authentication secret, and how to tell that
+//! workers registered.
 //!
 //! [`prepare`] runs on the controller before any host is contacted and turns the `[spark]`
 //! settings into the values the roles under roles/ render with (`spark.*`).
@@ -8,6 +9,7 @@ pub mod checksum;
 pub mod cluster;
 pub mod fetch;
 pub mod registration;
+pub mod s3;
 pub mod settings;
 
 use std::collections::BTreeMap;
@@ -27,6 +29,8 @@ pub enum SparkError {
     Checksum(String),
     #[error("push mode: {0}")]
     Push(String),
+    #[error("s3 distribution: {0}")]
+    S3(String),
     #[error("cluster secret {path}: {message}")]
     Secret { path: PathBuf, message: String },
 }
@@ -71,23 +75,37 @@ pub fn cluster_secret(state_dir: &Path) -> Result<String, SparkError> {
     Ok(secret)
 }
 
-pub fn prepare(config: &Config) -> Result<Prepared, SparkError> {
+/// `cloud` is where a cloud inventory found the cluster (the bucket for `distribution = "s3"`);
+/// with `check`, nothing is uploaded.
+pub fn prepare_for(
+    config: &Config,
+    cloud: Option<&crate::inventory::aws::Cloud>,
+    check: bool,
+) -> Result<Prepared, SparkError> {
     let s = &config.spark;
     let sha512 = match &s.sha512 {
         Some(pinned) => pinned.clone(),
         None => fetch::published_sha512(&s.url).map_err(SparkError::Checksum)?,
     };
     let mut pushed = BTreeMap::new();
+    let cache = config
+        .state_dir
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join("cache/spark");
     if s.distribution == Distribution::Push {
-        let cache = config
-            .state_dir
-            .parent()
-            .unwrap_or(Path::new("."))
-            .join("cache/spark");
         let path = fetch::cached_archive(&s.url, &sha512, &cache).map_err(SparkError::Push)?;
         pushed.insert(sha512.clone(), path);
     }
     let mut secrets = Vec::new();
+    let url = if s.distribution == Distribution::S3 {
+        let presigned = s3::stage(config, cloud, &sha512, &cache, check)?;
+        // A bearer credential for the archive until it expires: redacted everywhere.
+        secrets.push(presigned.clone());
+        presigned
+    } else {
+        s.url.clone()
+    };
     let secret = if s.authenticate {
         let v = cluster_secret(&config.state_dir)?;
         secrets.push(v.clone());
@@ -99,7 +117,7 @@ pub fn prepare(config: &Config) -> Result<Prepared, SparkError> {
         "spark": {
             "version": s.version,
             "package": s.package,
-            "url": s.url,
+            "url": url,
             "sha512": sha512,
             "source": if s.distribution == Distribution::Push { "push" } else { "url" },
             "install_dir": s.install_dir(),

@@ -34,6 +34,9 @@ pub enum Distribution {
     Direct,
     /// sparkboot downloads once, verifies, and streams to nodes over SSH (no egress needed).
     Push,
+    /// sparkboot downloads once, verifies, uploads to the cluster bucket keyed by checksum, and
+    /// nodes fetch it through a presigned URL (no AWS tools or credentials on the nodes).
+    S3,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -122,17 +125,18 @@ pub fn resolve(raw: RawSpark) -> Result<SparkSettings, (String, String)> {
     let distribution = match raw.distribution.as_deref().unwrap_or("direct") {
         "direct" => Distribution::Direct,
         "push" => Distribution::Push,
+        "s3" => Distribution::S3,
         other => {
             return Err(bad(
                 "distribution",
-                format!("{other:?} must be \"direct\" or \"push\""),
+                format!("{other:?} must be \"direct\", \"push\" or \"s3\""),
             ))
         }
     };
     if source.starts_with("file://") && distribution == Distribution::Direct {
         return Err(bad(
             "source",
-            "a file:// source only works with distribution = \"push\"".into(),
+            "a file:// source only works with distribution = \"push\" or \"s3\"".into(),
         ));
     }
     let worker_memory = raw.worker_memory.unwrap_or_default();
@@ -279,6 +283,8 @@ mod tests {
             parse("distribution = \"s4\"").expect_err("mode").0,
             "spark.distribution"
         );
+        let s3 = parse("distribution = \"s3\"\nsource = \"file:///srv/spark.tgz\"").expect("s3");
+        assert_eq!(s3.distribution, Distribution::S3);
         assert_eq!(
             parse("worker_memory = \"lots\"").expect_err("mem").0,
             "spark.worker_memory"

@@ -451,8 +451,8 @@ fn stop_and_start_toggle_one_node_sshd() {
 fn non_loopback_addresses_are_refused_before_anything_happens() {
     let lab = Lab::new(110);
     for args in [
-        vec!["add", "--address", "10.0.0.5"],
-        vec!["up", "--no-spark", "--first-address", "192.168.1.2"],
+        vec!["add", "--address", "10.0.0.5"], // refused before any packet is sent
+        vec!["up", "--no-spark", "--first-address", "192.168.1.2"], // refused before any packet is sent
     ] {
         let out = lab.run(&args);
         assert_eq!(out.status.code(), Some(1), "{args:?} must be refused");

@@ -1,7 +1,9 @@
 //! sparkboot's integration tests: one binary, organised by feature. Every test uses real sshd
 //! on lab nodes (Linux namespaces), so they run as root; CI runs them all.
 
+mod aws;
 mod common;
 mod converge;
+mod harden;
 mod lab;
 mod spark;

@@ -1,0 +1,144 @@
+//! `[aws]` in sparkboot.toml: which cluster to discover and how to log in to its nodes.
+//!
+//! Kept apart from discovery so that config loading validates the section (naming the field)
+//! without knowing anything about the AWS API.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// `[aws]` in sparkboot.toml, as written.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAws {
+    cluster: Option<String>,
+    region: Option<String>,
+    profile: Option<String>,
+    asg: Option<String>,
+    bucket: Option<String>,
+    ssh_user: Option<String>,
+    identity_file: Option<PathBuf>,
+    port: Option<u16>,
+    jump_host: Option<String>,
+}
+
+/// `[aws]`, validated. Unset values fall back to Terraform's outputs, then to AWS's own chains.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AwsSettings {
+    /// Value of the nodes' `sparkboot:cluster` tag (`aws` source; default: `[cluster] name`).
+    pub cluster: Option<String>,
+    pub region: Option<String>,
+    pub profile: Option<String>,
+    /// The workers' Auto Scaling group (default: the one tagged with the cluster, role worker).
+    pub asg: Option<String>,
+    /// The cluster bucket, for `[spark] distribution = "s3"`.
+    pub bucket: Option<String>,
+    pub ssh_user: Option<String>,
+    pub identity_file: Option<PathBuf>,
+    pub port: u16,
+    /// `user@host:port`, or `master`: every node through the master's public address.
+    pub jump_host: Option<String>,
+}
+
+fn word_ok(s: &str, extra: &[char]) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || extra.contains(&c))
+}
+
+/// Validates `[aws]`, or returns `(field, message)`. Relative key paths are relative to the
+/// config file, and `~/` is the home directory.
+pub fn resolve(raw: RawAws, config_path: &Path) -> Result<AwsSettings, (String, String)> {
+    let bad = |field: &str, msg: String| Err((format!("aws.{field}"), msg));
+    let checks: [(&str, &Option<String>, &[char], &str); 6] = [
+        (
+            "cluster",
+            &raw.cluster,
+            &['-', '_', '.'],
+            "the value of the sparkboot:cluster tag",
+        ),
+        ("region", &raw.region, &['-'], "like eu-west-1"),
+        (
+            "profile",
+            &raw.profile,
+            &['-', '_', '.', '/', '@', '+'],
+            "a profile name",
+        ),
+        (
+            "asg",
+            &raw.asg,
+            &['-', '_', '.', ':', '/', ' '],
+            "an Auto Scaling group name",
+        ),
+        ("bucket", &raw.bucket, &['-', '.'], "an S3 bucket name"),
+        (
+            "ssh_user",
+            &raw.ssh_user,
+            &['-', '_', '.'],
+            "a login name such as admin",
+        ),
+    ];
+    for (field, value, extra, what) in checks {
+        if let Some(v) = value.as_deref().filter(|v| !word_ok(v, extra)) {
+            return bad(field, format!("{v:?} must be {what}"));
+        }
+    }
+    if raw.port == Some(0) {
+        return bad("port", "must be between 1 and 65535".into());
+    }
+    if let Some(j) = raw.jump_host.as_deref().filter(|j| j.trim().is_empty()) {
+        return bad(
+            "jump_host",
+            format!("{j:?} must be user@host:port or \"master\""),
+        );
+    }
+    let base = config_path.parent().unwrap_or_else(|| Path::new("."));
+    let identity_file = raw.identity_file.map(|p| match p.strip_prefix("~") {
+        Ok(rest) => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(rest),
+        Err(_) if p.is_relative() => base.join(p),
+        Err(_) => p,
+    });
+    Ok(AwsSettings {
+        cluster: raw.cluster,
+        region: raw.region,
+        profile: raw.profile,
+        asg: raw.asg,
+        bucket: raw.bucket,
+        ssh_user: raw.ssh_user,
+        identity_file,
+        port: raw.port.unwrap_or(22),
+        jump_host: raw.jump_host,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<AwsSettings, (String, String)> {
+        resolve(
+            toml::from_str(text).expect("toml"),
+            Path::new("/etc/sb/sparkboot.toml"),
+        )
+    }
+
+    #[test]
+    fn settings_resolve_paths_and_name_bad_fields() {
+        let s = parse("cluster = \"c1\"\nidentity_file = \"keys/id\"\n").expect("ok");
+        assert_eq!(s.identity_file, Some(PathBuf::from("/etc/sb/keys/id")));
+        assert_eq!(s.port, 22);
+        assert_eq!(
+            parse("region = \"eu west\"").expect_err("region").0,
+            "aws.region"
+        );
+        assert_eq!(
+            parse("ssh_user = \"a b\"").expect_err("user").0,
+            "aws.ssh_user"
+        );
+        assert_eq!(parse("port = 0").expect_err("port").0, "aws.port");
+        assert!(
+            toml::from_str::<RawAws>("regoin = \"x\"").is_err(),
+            "unknown fields are refused"
+        );
+    }
+}

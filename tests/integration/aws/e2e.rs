@@ -1,0 +1,237 @@
+//! "Rehearse locally" end to end: moto, `terraform apply` of examples/complete in a loopback
+//! VPC, lab nodes at the addresses discovery reports, `converge --inventory terraform:DIR` with
+//! Spark staged through moto's S3 behind a presigned URL, then a scale event and a re-converge.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::Instant;
+
+use super::harness::{cache, inventory, repo, Aws, Moto, AMI, REGION};
+use crate::common::*;
+
+const CLUSTER: &str = "sb-e2e";
+/// Nothing else uses this /16: no lab test, no default lab (127.100/16).
+const SUBNET: &str = "127.150.1.";
+
+/// terraform with the provider mirror, no update check, and a proxy that turns any request not
+/// bound for 127.0.0.1 into a refused local connection (so a missed endpoint fails, and sends no
+/// packet off this machine).
+fn terraform(moto: &Moto, dir: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new("terraform");
+    moto.env(&mut cmd)
+        .arg(format!("-chdir={}", dir.display()))
+        .args(args)
+        .env("CHECKPOINT_DISABLE", "1")
+        .env("TF_IN_AUTOMATION", "1")
+        .env("TF_INPUT", "0")
+        .env("HTTPS_PROXY", "http://127.0.0.1:9")
+        .env("HTTP_PROXY", "http://127.0.0.1:9")
+        .env("NO_PROXY", "127.0.0.1")
+        .env_remove("TF_DATA_DIR")
+        .env_remove("TF_WORKSPACE")
+        .env_remove("TF_PLUGIN_CACHE_DIR");
+    let out = cmd.output().expect("run terraform (is it on PATH?)");
+    assert!(
+        out.status.success(),
+        "terraform {args:?} failed:\n{}",
+        text(&out)
+    );
+    out
+}
+
+/// A working copy of terraform/ without local state, so the repository is never touched.
+fn copy_module(to: &Path) -> PathBuf {
+    let tar = Command::new("sh")
+        .arg("-c")
+        .arg("tar -C \"$1\" --exclude=.terraform --exclude=.terraform.lock.hcl --exclude='*.tfstate*' -cf - terraform | tar -C \"$2\" -xf -")
+        .args(["sh", &repo().display().to_string(), &to.display().to_string()])
+        .status()
+        .expect("tar");
+    assert!(tar.success());
+    to.join("terraform/examples/complete")
+}
+
+fn converge(moto: &Moto, config: &Path, spec: &str) -> (serde_json::Value, String) {
+    let out = moto.sparkboot(&[
+        "converge",
+        "--json",
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--inventory",
+        spec,
+    ]);
+    let all = text(&out);
+    assert_eq!(out.status.code(), Some(0), "converge failed:\n{all}");
+    for leak in ["X-Amz-Signature", "X-Amz-Credential"] {
+        assert!(
+            !all.contains(leak),
+            "the presigned URL leaked into the output:\n{all}"
+        );
+    }
+    (json(&out), all)
+}
+
+fn healthy(moto: &Moto, config: &Path, spec: &str, workers: usize) {
+    let out = moto.sparkboot(&[
+        "status",
+        "--json",
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--inventory",
+        spec,
+    ]);
+    let doc = json(&out);
+    assert_eq!(doc["healthy"], true, "{}", text(&out));
+    let alive = doc["master"]["alive_workers"]
+        .as_array()
+        .map_or(0, |a| a.len());
+    assert_eq!(alive, workers, "{}", text(&out));
+}
+
+#[test]
+fn rehearse_locally_terraform_moto_lab_and_s3() {
+    require_root();
+    let t0 = Instant::now();
+    let moto = Moto::start();
+    let aws = Aws::new(&moto.endpoint);
+    let work = tempfile::Builder::new()
+        .prefix("sparkboot-aws-")
+        .tempdir()
+        .expect("tempdir");
+    let example = copy_module(work.path());
+    let vars = work.path().join("moto.tfvars.json");
+    let tfvars = serde_json::json!({
+        "aws_endpoint": moto.endpoint, "region": REGION,
+        "skip_credentials_validation": true, "skip_metadata_api_check": true,
+        "skip_requesting_account_id": true, "s3_use_path_style": true,
+        "cluster_name": CLUSTER, "vpc_cidr": "127.150.0.0/16", "subnet_cidrs": ["127.150.1.0/24"],
+        "admin_cidrs": ["127.0.0.1/32"], "associate_public_ip_address": false,
+        "ami_id": AMI, "ssh_user": "ec2-user", "worker_desired_capacity": 2, "force_destroy": true,
+    });
+    std::fs::write(&vars, tfvars.to_string()).expect("tfvars");
+    terraform(&moto, &example, &["init", "-input=false", "-no-color"]);
+    let applied = Instant::now();
+    let var_file = format!("-var-file={}", vars.display());
+    terraform(
+        &moto,
+        &example,
+        &[
+            "apply",
+            "-auto-approve",
+            "-input=false",
+            "-no-color",
+            &var_file,
+        ],
+    );
+    eprintln!(
+        "aws e2e: moto apply took {:.1}s",
+        applied.elapsed().as_secs_f64()
+    );
+    let outputs: serde_json::Value =
+        serde_json::from_slice(&terraform(&moto, &example, &["output", "-json"]).stdout)
+            .expect("outputs");
+    let tf = &outputs["sparkboot_inventory"]["value"];
+    let (asg, bucket) = (
+        tf["workers"]["asg_name"].as_str().expect("asg"),
+        tf["bucket"].as_str().expect("bucket"),
+    );
+    // moto enforces the bucket policy, which (rightly) refuses every request without TLS, and
+    // moto serves plain HTTP: the rehearsal lifts that one policy. On AWS every request, the
+    // nodes' presigned GETs too, is HTTPS and satisfies it.
+    aws.rt
+        .block_on(aws.s3.delete_bucket_policy().bucket(bucket).send())
+        .expect("delete bucket policy");
+
+    // Discovery first; every address must be in the test's loopback range before anything
+    // connects, and lab nodes then serve exactly those addresses.
+    let lab = Lab {
+        dir: tempfile::Builder::new()
+            .prefix("sparkboot-test-")
+            .tempdir()
+            .expect("tempdir"),
+        first_address: String::new(),
+    };
+    let config = work.path().join("sparkboot.toml");
+    let spec = format!("terraform:{}", example.display());
+    let lab_spark = cache().join("lab-spark/spark-3.5.7-bin-hadoop3.tgz");
+    let write_config = |sha512: &str| {
+        let body = format!(
+            "[cluster]\nname = \"{CLUSTER}\"\nstate_dir = {state:?}\n[spark]\nsource = \"file://{src}\"\nsha512 = \"{sha512}\"\ndistribution = \"s3\"\nregistration_timeout_secs = 120\n[aws]\nidentity_file = {key:?}\n",
+            state = work.path().join("state"),
+            src = lab_spark.display(),
+            key = lab.lab_dir().join("id_ed25519"),
+        );
+        std::fs::write(&config, body).expect("config");
+    };
+    write_config(&"0".repeat(128));
+    let (master, workers, _) = inventory(&moto, &config, &spec);
+    assert_eq!(workers.len(), 2);
+    for a in std::iter::once(&master).chain(workers.iter().map(|w| &w.1)) {
+        assert!(
+            a.starts_with(SUBNET),
+            "discovery returned {a}, outside the test's loopback subnet"
+        );
+    }
+    let up = lab.lab(&["up", "--workers", "0", "--first-address", &master]);
+    assert!(up.status.success(), "lab up:\n{}", text(&up));
+    for (id, address) in &workers {
+        let add = lab.lab(&["add", "--address", address, "--name", id]);
+        assert!(add.status.success(), "lab add:\n{}", text(&add));
+    }
+    let published =
+        std::fs::read_to_string(lab_spark.with_extension("tgz.sha512")).expect("lab .sha512");
+    write_config(published.split_whitespace().next().expect("sha512"));
+
+    // Converge: Spark goes up, staged once in the cluster bucket, fetched by presigned URL.
+    let started = Instant::now();
+    let (doc, all) = converge(&moto, &config, &spec);
+    eprintln!(
+        "aws e2e: first converge took {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        all.contains("uploaded the verified Spark archive to s3://"),
+        "{all}"
+    );
+    assert!(
+        all.contains("<redacted by sparkboot>"),
+        "the download step names no URL:\n{all}"
+    );
+    assert_eq!(doc["hosts"].as_array().map(Vec::len), Some(3));
+    let listed = aws
+        .rt
+        .block_on(
+            aws.s3
+                .list_objects_v2()
+                .bucket(bucket)
+                .prefix("sparkboot/spark/")
+                .send(),
+        )
+        .expect("list");
+    let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert!(
+        keys[0].contains(published.split_whitespace().next().unwrap_or("?")),
+        "{keys:?}"
+    );
+    healthy(&moto, &config, &spec, 2);
+
+    // A scale event: one more worker, served by a new lab node, registers after a re-converge;
+    // the archive is not uploaded again.
+    aws.set_capacity(asg, 3);
+    let (_, after, _) = inventory(&moto, &config, &spec);
+    let new: Vec<_> = after.iter().filter(|w| !workers.contains(w)).collect();
+    assert_eq!((after.len(), new.len()), (3, 1), "{after:?}");
+    assert!(new[0].1.starts_with(SUBNET), "{new:?}");
+    let add = lab.lab(&["add", "--address", &new[0].1, "--name", &new[0].0]);
+    assert!(add.status.success(), "lab add:\n{}", text(&add));
+    let started = Instant::now();
+    let (_, all) = converge(&moto, &config, &spec);
+    eprintln!(
+        "aws e2e: scale-out converge took {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
+    assert!(all.contains("already staged at s3://"), "{all}");
+    healthy(&moto, &config, &spec, 3);
+    eprintln!("aws e2e: {:.1}s in all", t0.elapsed().as_secs_f64());
+}

@@ -1,0 +1,245 @@
+//! The shared harness of the AWS tests: a moto server per test (its own port, ended by PID), the
+//! standard AWS variables pointing sparkboot at it, the test's own SDK clients to drive the
+//! emulated account (scale events, stops, terminations), and `sparkboot inventory` parsing.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
+use serde_json::Value;
+
+use crate::common::*;
+
+pub const REGION: &str = "us-east-1";
+/// One of moto's built-in images (Amazon Linux 2), as tests/terraform/run.sh uses.
+pub const AMI: &str = "ami-04681a1dbd79675a5";
+
+pub fn cache() -> PathBuf {
+    std::env::var_os("SPARKBOOT_CACHE")
+        .map_or_else(|| PathBuf::from("/var/cache/sparkboot"), PathBuf::from)
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// moto_server from the venv tests/terraform/run.sh keeps; installed here (moto alone, at the pin
+/// in tests/terraform/requirements.txt) when this runs first on a fresh machine.
+fn moto_server() -> PathBuf {
+    static ONCE: Mutex<()> = Mutex::new(());
+    let _one_at_a_time = ONCE.lock().unwrap_or_else(|e| e.into_inner());
+    let venv = cache().join("venv");
+    let bin = venv.join("bin/moto_server");
+    if !bin.exists() {
+        let reqs = std::fs::read_to_string(repo().join("tests/terraform/requirements.txt"))
+            .expect("requirements.txt");
+        let pin = reqs
+            .lines()
+            .find(|l| l.starts_with("moto"))
+            .expect("a moto pin")
+            .trim()
+            .to_string();
+        if !venv.join("bin/python").exists() {
+            assert!(Command::new("python3")
+                .args(["-m", "venv"])
+                .arg(&venv)
+                .status()
+                .expect("python3")
+                .success());
+        }
+        let status = Command::new(venv.join("bin/python"))
+            .args(["-m", "pip", "install", "--quiet", "--cache-dir"])
+            .arg(cache().join("pip"))
+            .arg(&pin)
+            .status()
+            .expect("pip");
+        assert!(status.success(), "pip install {pin} failed");
+    }
+    bin
+}
+
+/// A moto server on a free loopback port, ended by its PID when dropped.
+pub struct Moto {
+    child: Child,
+    pub endpoint: String,
+}
+
+impl Moto {
+    pub fn start() -> Moto {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let child = Command::new(moto_server())
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start moto_server");
+        let moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let started = Instant::now();
+        while ureq::get(&format!("{}/moto-api/", moto.endpoint))
+            .call()
+            .is_err()
+        {
+            assert!(
+                started.elapsed().as_secs() < 30,
+                "moto did not start on {}",
+                moto.endpoint
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        moto
+    }
+
+    /// The standard AWS variables pointing at this server, with dummy keys and no profile.
+    pub fn env<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
+        for v in ["AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN"] {
+            cmd.env_remove(v);
+        }
+        cmd.env("AWS_ACCESS_KEY_ID", "testing")
+            .env("AWS_SECRET_ACCESS_KEY", "testing")
+            .env("AWS_REGION", REGION)
+            .env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env("AWS_CONFIG_FILE", "/dev/null")
+            .env("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .env(
+                "TF_CLI_CONFIG_FILE",
+                repo().join("tests/terraform/terraformrc"),
+            )
+    }
+
+    pub fn sparkboot(&self, args: &[&str]) -> Output {
+        self.env(&mut Command::new(BIN))
+            .args(args)
+            .output()
+            .expect("run sparkboot")
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The test's own SDK clients (explicit endpoint and keys, nothing from the environment).
+pub struct Aws {
+    pub rt: tokio::runtime::Runtime,
+    pub ec2: aws_sdk_ec2::Client,
+    pub asg: aws_sdk_autoscaling::Client,
+    pub s3: aws_sdk_s3::Client,
+}
+
+impl Aws {
+    pub fn new(endpoint: &str) -> Aws {
+        let creds = Credentials::new("testing", "testing", None, None, "tests");
+        let (bv, region) = (BehaviorVersion::latest(), Region::new(REGION));
+        let ec2 = aws_sdk_ec2::Config::builder()
+            .behavior_version(bv)
+            .region(region.clone())
+            .endpoint_url(endpoint)
+            .credentials_provider(creds.clone())
+            .build();
+        let asg = aws_sdk_autoscaling::Config::builder()
+            .behavior_version(bv)
+            .region(region.clone())
+            .endpoint_url(endpoint)
+            .credentials_provider(creds.clone())
+            .build();
+        let s3 = aws_sdk_s3::Config::builder()
+            .behavior_version(bv)
+            .region(region)
+            .endpoint_url(endpoint)
+            .credentials_provider(creds)
+            .force_path_style(true)
+            .build();
+        Aws {
+            rt: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime"),
+            ec2: aws_sdk_ec2::Client::from_conf(ec2),
+            asg: aws_sdk_autoscaling::Client::from_conf(asg),
+            s3: aws_sdk_s3::Client::from_conf(s3),
+        }
+    }
+
+    pub fn set_capacity(&self, group: &str, n: i32) {
+        let call = self
+            .asg
+            .set_desired_capacity()
+            .auto_scaling_group_name(group)
+            .desired_capacity(n)
+            .send();
+        self.rt.block_on(call).expect("set-desired-capacity");
+    }
+
+    /// The group's members as (instance ID, lifecycle state).
+    pub fn members(&self, group: &str) -> Vec<(String, String)> {
+        let out = self
+            .rt
+            .block_on(
+                self.asg
+                    .describe_auto_scaling_groups()
+                    .auto_scaling_group_names(group)
+                    .send(),
+            )
+            .expect("describe group");
+        out.auto_scaling_groups()[0]
+            .instances()
+            .iter()
+            .map(|i| {
+                (
+                    i.instance_id().unwrap_or_default().to_string(),
+                    i.lifecycle_state()
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+}
+
+/// `sparkboot inventory --json`: (master address, workers as (name, address)), and stderr.
+pub fn inventory(
+    moto: &Moto,
+    config: &Path,
+    spec: &str,
+) -> (String, Vec<(String, String)>, String) {
+    let out = moto.sparkboot(&[
+        "inventory",
+        "--json",
+        "--config",
+        config.to_str().expect("utf-8"),
+        "--inventory",
+        spec,
+    ]);
+    assert!(out.status.success(), "inventory failed:\n{}", text(&out));
+    let doc = json(&out);
+    let hosts = doc["hosts"].as_array().expect("hosts");
+    let field = |h: &Value, k: &str| h[k].as_str().unwrap_or_default().to_string();
+    let workers = hosts
+        .iter()
+        .filter(|h| h["role"] == "worker")
+        .map(|h| (field(h, "name"), field(h, "address")))
+        .collect();
+    (
+        field(&hosts[0], "address"),
+        workers,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+pub fn ids(workers: &[(String, String)]) -> Vec<String> {
+    let mut v: Vec<String> = workers.iter().map(|w| w.0.clone()).collect();
+    v.sort();
+    v
+}
