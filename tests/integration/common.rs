@@ -58,31 +58,18 @@ pub struct Lab {
 }
 
 impl Lab {
-    /// `slot` picks a private /16 (127.<slot>.0.0) so parallel tests never share an address.
+    /// A lab without the Spark server. `slot` picks a private /16 (127.<slot>.0.0) so parallel
+    /// tests never share an address.
     pub fn up(slot: u8, workers: usize) -> Lab {
-        require_root();
-        let dir = tempfile::Builder::new()
-            .prefix("sparkboot-test-")
-            .tempdir()
-            .expect("tempdir");
-        let lab = Lab {
-            dir,
-            first_address: format!("127.{slot}.0.2"),
-        };
-        let out = lab.lab(&[
-            "up",
-            "--workers",
-            &workers.to_string(),
-            "--no-spark",
-            "--first-address",
-            &lab.first_address,
-        ]);
-        assert!(out.status.success(), "lab up failed:\n{}", text(&out));
-        lab
+        Lab::start(slot, workers, &["--no-spark"])
     }
 
     /// A lab whose HTTP server serves the Spark tarball built from pyspark (cached).
     pub fn up_with_spark(slot: u8, workers: usize) -> Lab {
+        Lab::start(slot, workers, &[])
+    }
+
+    fn start(slot: u8, workers: usize, extra: &[&str]) -> Lab {
         require_root();
         let dir = tempfile::Builder::new()
             .prefix("sparkboot-test-")
@@ -92,13 +79,16 @@ impl Lab {
             dir,
             first_address: format!("127.{slot}.0.2"),
         };
-        let out = lab.lab(&[
+        let workers = workers.to_string();
+        let mut args = vec![
             "up",
             "--workers",
-            &workers.to_string(),
+            &workers,
             "--first-address",
             &lab.first_address,
-        ]);
+        ];
+        args.extend_from_slice(extra);
+        let out = lab.lab(&args);
         assert!(out.status.success(), "lab up failed:\n{}", text(&out));
         lab
     }
