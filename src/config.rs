@@ -92,8 +92,7 @@ pub struct Config {
     pub spark: SparkSettings,
     /// `[aws]` settings (see src/inventory/aws/settings.rs).
     pub aws: crate::inventory::aws::AwsSettings,
-    /// The `[harden]` table, read by the harden command (added in the harden change).
-    #[allow(dead_code)]
+    /// The `[harden]` table (opt-outs with reasons), validated by `harden::config`.
     pub harden: Option<toml::Value>,
 }
 
