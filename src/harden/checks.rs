@@ -331,7 +331,7 @@ mod tests {
     fn an_empty_probe_fails_closed_except_where_not_applicable() {
         let op = BTreeSet::new();
         let ctx = AuditContext {
-            address: "10.0.0.5",
+            address: "192.0.2.5",
             login_is_root: false,
             operator: &op,
             spark_managed: true,
@@ -360,7 +360,7 @@ mod tests {
         let op = BTreeSet::new();
         let extra = vec!["AllowUsers root".to_string()];
         let ctx = AuditContext {
-            address: "10.0.0.5",
+            address: "192.0.2.5",
             login_is_root: true,
             operator: &op,
             spark_managed: true,

@@ -133,7 +133,7 @@ mod tests {
     #[test]
     fn off_ec2_is_not_applicable_and_loopback_is_never_probed() {
         assert!(matches!(
-            verdict(&Dmi::default(), "10.0.0.5", None),
+            verdict(&Dmi::default(), "192.0.2.5", None),
             Verdict::NotApplicable(_)
         ));
         let ec2 = dmi(&[("sys_vendor", "Amazon EC2")]);
@@ -142,17 +142,17 @@ mod tests {
             verdict(&ec2, "127.140.0.2", None),
             Verdict::NotApplicable(_)
         ));
-        assert!(may_probe(&ec2, "10.0.0.5"));
+        assert!(may_probe(&ec2, "192.0.2.5"));
     }
 
     #[test]
     fn probe_answers() {
         let ec2 = dmi(&[("sys_vendor", "Amazon EC2")]);
-        let v = |t: &str| verdict(&ec2, "10.0.0.5", Some(&parse_probe(t)));
+        let v = |t: &str| verdict(&ec2, "192.0.2.5", Some(&parse_probe(t)));
         assert!(!v("401").failed());
         assert!(!v("000").failed());
         assert!(v("200").failed());
         assert!(v("403").failed());
-        assert!(verdict(&ec2, "10.0.0.5", None).failed());
+        assert!(verdict(&ec2, "192.0.2.5", None).failed());
     }
 }

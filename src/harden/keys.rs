@@ -190,12 +190,12 @@ mod tests {
     #[test]
     fn parses_options_with_quoted_spaces() {
         let k = parse_line(
-            r#"from="10.0.0.1",command="echo hi there" ssh-ed25519 AAAAnew sparkboot-cluster"#,
+            r#"from="192.0.2.1",command="echo hi there" ssh-ed25519 AAAAnew sparkboot-cluster"#,
         )
         .expect("key");
         assert_eq!(
             k.options.as_deref(),
-            Some(r#"from="10.0.0.1",command="echo hi there""#)
+            Some(r#"from="192.0.2.1",command="echo hi there""#)
         );
         assert_eq!(
             (k.kind.as_str(), k.blob.as_str()),

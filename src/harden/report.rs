@@ -236,7 +236,7 @@ mod tests {
     fn report(check: bool, l: &HostLedger, skip: &BTreeMap<String, String>) -> Report {
         let host = Host::new(
             "m".into(),
-            "10.0.0.1".into(),
+            "192.0.2.1".into(),
             22,
             "root".into(),
             None,

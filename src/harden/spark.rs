@@ -183,14 +183,14 @@ mod tests {
     #[test]
     fn env_assignments() {
         let e = parse_env(
-            "export SPARK_LOCAL_IP=10.0.0.5\nSPARK_X=\"a b\"\n# SPARK_Y=1\nexport PATH\n",
+            "export SPARK_LOCAL_IP=192.0.2.5\nSPARK_X=\"a b\"\n# SPARK_Y=1\nexport PATH\n",
         );
-        assert_eq!(e["SPARK_LOCAL_IP"], "10.0.0.5");
+        assert_eq!(e["SPARK_LOCAL_IP"], "192.0.2.5");
         assert_eq!(e["SPARK_X"], "a b");
         assert_eq!(e.len(), 2);
-        assert!(!bind_address(&e, "10.0.0.5").failed());
-        assert!(bind_address(&e, "10.0.0.6").failed());
-        assert!(bind_address(&BTreeMap::new(), "10.0.0.6")
+        assert!(!bind_address(&e, "192.0.2.5").failed());
+        assert!(bind_address(&e, "192.0.2.6").failed());
+        assert!(bind_address(&BTreeMap::new(), "192.0.2.6")
             .detail()
             .contains("0.0.0.0"));
     }

@@ -172,7 +172,7 @@ mod tests {
       "region": {"sensitive": false, "type": "string", "value": "eu-west-1"},
       "sparkboot_inventory": {"sensitive": false, "type": ["object", {}], "value": {
         "schema": 1, "cluster_name": "spark-prod", "region": "eu-west-1", "ssh_user": "admin",
-        "master": {"instance_id": "i-0abc", "private_ip": "10.42.1.10", "public_ip": null,
+        "master": {"instance_id": "i-0abc", "private_ip": "192.0.2.10", "public_ip": null,
                    "dns_name": "master.spark-prod.sparkboot.internal"},
         "workers": {"asg_name": "spark-prod-workers",
                     "tags": {"sparkboot:cluster": "spark-prod", "sparkboot:role": "worker"}},
@@ -183,7 +183,7 @@ mod tests {
     fn reads_the_module_output() {
         let tf = parse(OUTPUTS, "terraform:x").expect("parsed");
         assert_eq!(tf.cluster_name, "spark-prod");
-        assert_eq!(tf.master.private_ip, "10.42.1.10");
+        assert_eq!(tf.master.private_ip, "192.0.2.10");
         assert_eq!(tf.master.public_ip, None);
         assert_eq!(tf.workers.asg_name, "spark-prod-workers");
         assert_eq!(tf.bucket.as_deref(), Some("spark-prod-2024"));
@@ -208,7 +208,7 @@ mod tests {
             err.contains("sparkboot_inventory.schema") && err.contains("upgrade"),
             "{err}"
         );
-        let bad_ip = OUTPUTS.replace("10.42.1.10", "pending");
+        let bad_ip = OUTPUTS.replace("192.0.2.10", "pending");
         let err = parse(&bad_ip, "terraform:x").expect_err("ip").to_string();
         assert!(err.contains("master.private_ip"), "{err}");
         let no_master = OUTPUTS.replace("\"master\":", "\"mister\":");

@@ -7,7 +7,7 @@ module "invalid" {
   cluster_name            = "Bad_Name"
   vpc_id                  = "vpc-nothex"
   subnet_ids              = []
-  admin_cidrs             = ["0.0.0.0/0", "10.0.0.5/24"]
+  admin_cidrs             = ["0.0.0.0/0", "10.0.0.5/24"] // refused by validation, never contacted
   master_instance_type    = "t2.micro"
   worker_instance_types   = ["m5.large", "m5.large"]
   worker_min_size         = -1
