@@ -51,6 +51,19 @@ extern "C" {
     fn libc_geteuid() -> u32;
 }
 
+/// The stdout of a one-host `sparkboot exec --json`, after asserting the command succeeded.
+pub fn exec_stdout(out: &Output, host: &str, script: &str) -> String {
+    let doc = json(out);
+    let h = &doc["hosts"][0];
+    assert_eq!(
+        h["exit_status"],
+        0,
+        "`{script}` on {host} failed:\n{}",
+        text(out)
+    );
+    h["stdout"].as_str().unwrap_or_default().to_string()
+}
+
 /// A lab that is torn down when dropped, even when the test fails.
 pub struct Lab {
     pub dir: tempfile::TempDir,
@@ -167,15 +180,7 @@ impl Lab {
             config,
             &["--limit", host, "--json", "--", "sh", "-c", script],
         );
-        let doc = json(&out);
-        let h = &doc["hosts"][0];
-        assert_eq!(
-            h["exit_status"],
-            0,
-            "`{script}` on {host} failed:\n{}",
-            text(&out)
-        );
-        h["stdout"].as_str().unwrap_or_default().to_string()
+        exec_stdout(&out, host, script)
     }
 }
 

@@ -91,17 +91,7 @@ impl Fixture {
             "-c",
             script,
         ]);
-        let doc = json(&out);
-        assert_eq!(
-            doc["hosts"][0]["exit_status"],
-            0,
-            "`{script}` on {host}:\n{}",
-            text(&out)
-        );
-        doc["hosts"][0]["stdout"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
+        exec_stdout(&out, host, script)
     }
 
     /// The system OpenSSH client with the lab key, as an operator would log in.

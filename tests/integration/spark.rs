@@ -62,17 +62,7 @@ impl Cluster {
             "-c",
             script,
         ]);
-        let doc = json(&out);
-        assert_eq!(
-            doc["hosts"][0]["exit_status"],
-            0,
-            "`{script}` on {host}:\n{}",
-            text(&out)
-        );
-        doc["hosts"][0]["stdout"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string()
+        exec_stdout(&out, host, script)
     }
 
     fn pids(&mut self, cfg: &Path, hosts: &[&str]) -> BTreeMap<String, String> {
