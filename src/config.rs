@@ -215,11 +215,15 @@ impl Config {
         }
         Ok(Config {
             path: path.to_path_buf(),
-            state_dir: raw
-                .cluster
-                .state_dir
-                .unwrap_or_else(|| PathBuf::from(".sparkboot"))
-                .join(&cluster_name),
+            // Relative to the config file, like roles_dir: run from any directory, a config finds
+            // the same known_hosts and Spark secret.
+            state_dir: relative_to(
+                path,
+                raw.cluster
+                    .state_dir
+                    .unwrap_or_else(|| PathBuf::from(".sparkboot")),
+            )
+            .join(&cluster_name),
             cluster_name,
             ssh,
             forks,
@@ -267,6 +271,25 @@ mod tests {
             c.known_hosts_path(),
             PathBuf::from(".sparkboot/sparkboot/known_hosts")
         );
+    }
+
+    #[test]
+    fn state_dir_is_relative_to_the_config_file() {
+        let c = Config::parse(
+            Path::new("/etc/spark/sparkboot.toml"),
+            "[cluster]\nstate_dir = \"st\"\n",
+        )
+        .expect("parses");
+        assert_eq!(
+            c.known_hosts_path(),
+            PathBuf::from("/etc/spark/st/sparkboot/known_hosts")
+        );
+        let c = Config::parse(
+            Path::new("/etc/spark/sparkboot.toml"),
+            "[cluster]\nstate_dir = \"/var/lib/sb\"\n",
+        )
+        .expect("parses");
+        assert_eq!(c.state_dir, PathBuf::from("/var/lib/sb/sparkboot"));
     }
 
     #[test]

@@ -34,6 +34,9 @@ pub enum Error {
     Lab(#[from] LabError),
     #[error(transparent)]
     Harden(#[from] crate::harden::HardenError),
+    /// A host could not be reached or refused (a host key that does not match, a failed login).
+    #[error(transparent)]
+    Host(#[from] crate::transport::TransportError),
 }
 
 impl Error {
@@ -46,6 +49,7 @@ impl Error {
             | Error::Lab(_)
             | Error::Harden(_)
             | Error::Spark(_) => EXIT_USAGE,
+            Error::Host(_) => EXIT_HOST_FAILED,
         })
     }
 }

@@ -150,11 +150,21 @@ fn read_exports(run: &mut HostRun, roles: &[Role], phase: Option<u32>) {
         .filter(|r| phase.is_none_or(|p| p == r.data.phase))
         .flat_map(|r| r.data.exports.iter())
     {
-        let script = format!("cat {} 2>/dev/null", crate::shell::quote(&export.path));
+        // Read as whoever controls the file's directories (the key lives in spark's home).
+        let script = crate::shell::ops::read_export(&export.path);
         if let Some(out) = run.run(&script, None) {
-            let value = out.stdout.trim();
-            if out.success() && !value.is_empty() {
-                run.exported.insert(export.name.clone(), value.to_string());
+            match crate::facts::parse_content(&out.stdout) {
+                Ok(Some(value)) if out.success() && !value.trim().is_empty() => {
+                    run.exported
+                        .insert(export.name.clone(), value.trim().to_string());
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    run.state = HostState::Failed(format!(
+                        "cannot read export {} from {}: {e}",
+                        export.name, export.path
+                    ))
+                }
             }
         }
     }

@@ -65,6 +65,7 @@ pub fn execute(
     let mut secrets = secret_vars(&config);
     let mut extra = serde_json::json!({});
     let mut pushed = Default::default();
+    let mut created_secret = None;
     if roles
         .iter()
         .any(|r| r.data.context.iter().any(|c| c == "spark"))
@@ -73,6 +74,7 @@ pub fn execute(
         secrets.extend(spark.secrets);
         extra = spark.context;
         pushed = spark.pushed;
+        created_secret = spark.created_secret;
     }
     let options = PlanOptions {
         diff: req.diff,
@@ -93,7 +95,7 @@ pub fn execute(
         extra,
         diff: req.diff,
     });
-    Ok(runtime.block_on(async {
+    let (runs, notes) = runtime.block_on(async {
         let runs = apply::converge(
             prep.clone(),
             known.clone(),
@@ -107,7 +109,61 @@ pub fn execute(
         } else {
             (runs, Vec::new())
         }
-    }))
+    });
+    for line in new_state_notes(&prep, &known, created_secret.as_deref(), &runs) {
+        eprintln!("sparkboot: {line}");
+    }
+    Ok((runs, notes))
+}
+
+/// Says so when this run started a new known_hosts or Spark secret, and warns when the hosts
+/// were configured by sparkboot before: then an earlier run kept its state elsewhere (another
+/// directory or machine), and this run is pinning keys and handing out a secret afresh.
+fn new_state_notes(
+    prep: &Prepared,
+    known: &KnownHosts,
+    created_secret: Option<&std::path::Path>,
+    runs: &[HostRun],
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    let conf = prep.extra["spark"]["home"]
+        .as_str()
+        .map(|home| format!("{home}/conf/spark-defaults.conf"));
+    let configured = runs
+        .iter()
+        .filter(|r| {
+            let facts = r.facts.as_ref();
+            conf.as_ref().is_some_and(|c| {
+                facts.is_some_and(|f| matches!(f.path(c), crate::facts::PathFact::File { .. }))
+            })
+        })
+        .count();
+    let state = prep.config.state_dir.display();
+    if known.is_new() && known.recorded() > 0 {
+        lines.push(format!(
+            "note: started a new known_hosts at {}: recorded the keys of {} host(s) on first sight",
+            known.path().display(),
+            known.recorded()
+        ));
+    }
+    if let Some(path) = created_secret {
+        lines.push(format!(
+            "note: created a new Spark secret at {} (0600)",
+            path.display()
+        ));
+    }
+    let fresh = (known.is_new() && known.recorded() > 0) || created_secret.is_some();
+    if fresh && configured > 0 {
+        lines.push(format!(
+            "warning: {configured} host(s) already hold a Spark configuration from sparkboot, but this run's state dir {state} was new: if this cluster was converged before from another directory or machine, its known_hosts and Spark secret are in that state dir (state_dir is resolved against the config file); {}",
+            if created_secret.is_some() {
+                "with this new secret every daemon restarts"
+            } else {
+                "the keys just recorded were trusted on first sight"
+            }
+        ));
+    }
+    lines
 }
 
 pub fn run(args: &ConvergeArgs) -> Result<ExitCode, Error> {

@@ -1,5 +1,6 @@
 //! `sparkboot ssh HOST`: an interactive login with the system ssh client, trusting exactly the
-//! keys in sparkboot's known_hosts (never accepting a changed one).
+//! keys in sparkboot's known_hosts (never accepting a changed one). The key is checked by
+//! sparkboot's own reader first, so the ssh client never writes that file.
 
 use std::process::{Command, ExitCode};
 
@@ -16,22 +17,15 @@ pub fn run(args: &SshArgs) -> Result<ExitCode, Error> {
             args.host, target.inventory.source
         ))
     })?;
+    // sparkboot's own reader checks the host's key first (and, without --strict, records it on
+    // first sight, under the file's lock and 0600), so the system ssh below only reads the file
+    // and refuses anything else: one reader decides, with the same rules as converge.
+    crate::transport::Connection::open(host, &target.config.ssh, &target.known_hosts)?;
     let known = target.known_hosts.path().to_path_buf();
-    let strict = if args.common.strict {
-        "yes"
-    } else {
-        "accept-new"
-    };
-    if let Some(dir) = known.parent() {
-        std::fs::create_dir_all(dir)
-            .map_err(|e| Error::Usage(format!("cannot create {}: {e}", dir.display())))?;
-    }
     let mut cmd = Command::new("ssh");
-    // Unhashed entries, so sparkboot's own check can read what ssh records (and vice versa).
-    cmd.arg("-o").arg("HashKnownHosts=no");
     cmd.arg("-o")
         .arg(format!("UserKnownHostsFile={}", known.display()));
-    cmd.arg("-o").arg(format!("StrictHostKeyChecking={strict}"));
+    cmd.arg("-o").arg("StrictHostKeyChecking=yes");
     cmd.arg("-o").arg("GlobalKnownHostsFile=/dev/null");
     cmd.arg("-p").arg(host.port.to_string());
     if let Some(key) = &host.identity_file {

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use thiserror::Error;
 
-pub use parse::parse;
+pub use parse::{parse, parse_content};
 
 #[derive(Debug, Error, PartialEq)]
 pub enum FactError {

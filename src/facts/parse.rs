@@ -250,6 +250,10 @@ pub fn parse_content(body: &str) -> Result<Option<String>, FactError> {
                 .map_err(|e| bad("content", format!("bad base64: {e}")))?;
             Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
         }
+        Some(line) if line.starts_with("refused ") => Err(bad(
+            "content",
+            line.trim_start_matches("refused ").trim().to_string(),
+        )),
         other => Err(bad("content", format!("unexpected line {other:?}"))),
     }
 }

@@ -144,6 +144,12 @@ fn unmanaged_keys(f: &HostFacts, c: &AuditContext) -> Verdict {
 }
 
 fn file_perms(f: &HostFacts, area: Area) -> Verdict {
+    if area == Area::Ssh && !f.refused.is_empty() {
+        return Verdict::Fail(format!(
+            "not audited, because reading them would follow paths other users control: {}",
+            f.refused.join("; ")
+        ));
+    }
     let r = perms::repairs(&f.stats, &f.homes, area);
     perms::verdict(&r, perms::checked(&f.stats, &f.homes, area))
 }

@@ -32,6 +32,8 @@ pub struct HostFacts {
     /// Our drop-in's content, when present.
     pub dropin: Option<String>,
     pub homes: Vec<Home>,
+    /// Homes the probe would not read, with why (a directory everyone may write on the way).
+    pub refused: Vec<String>,
     pub private_keys: Vec<PrivateKeyFile>,
     /// authorized_keys path -> content.
     pub authorized: BTreeMap<String, String>,
@@ -83,6 +85,10 @@ pub fn parse(output: &str) -> Result<HostFacts, String> {
                     path: path.to_string(),
                     owner: owner.to_string(),
                 });
+            }
+            "refused" => {
+                let (home, why) = arg.split_once('\t').unwrap_or((arg.as_str(), ""));
+                f.refused.push(format!("{home}: {}", why.trim()));
             }
             "privkey" => {
                 let public = body

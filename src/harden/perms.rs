@@ -1,8 +1,8 @@
 //! Owners and modes of the files that hold keys, secrets and configuration, and of Spark's
 //! directories. Each rule gives an owner and the widest mode allowed; a fix only chowns and
 //! removes permission bits, never adds any, and the widest modes equal what the roles set
-//! (spark-defaults.conf 0600, spark-env.sh 0640, Spark dirs 0750), so harden and converge never
-//! undo each other.
+//! (spark-defaults.conf and spark-env.sh root:spark 0640, Spark dirs 0750), so harden and
+//! converge never undo each other.
 
 use super::facts::Home;
 use super::Verdict;
@@ -69,8 +69,10 @@ pub fn rule_for(stat: &Stat, homes: &[Home]) -> Option<Rule> {
     match p {
         "/etc/ssh/sshd_config" => return rule(Area::Ssh, Some("root"), 0o644),
         "/etc/ssh/sshd_config.d" => return rule(Area::Ssh, Some("root"), 0o755),
-        "/opt/spark/conf/spark-defaults.conf" => return rule(Area::Spark, Some("spark"), 0o600),
-        "/opt/spark/conf/spark-env.sh" => return rule(Area::Spark, Some("spark"), 0o640),
+        // Root's, readable by the spark group: a job running as spark must not change what the
+        // daemons (or root, sourcing spark-env.sh) run.
+        "/opt/spark/conf/spark-defaults.conf" => return rule(Area::Spark, Some("root"), 0o640),
+        "/opt/spark/conf/spark-env.sh" => return rule(Area::Spark, Some("root"), 0o640),
         "/var/lib/spark" => return rule(Area::Spark, Some("spark"), 0o755),
         _ if SPARK_DIRS.contains(&p) => return rule(Area::Spark, Some("spark"), 0o750),
         _ => {}
@@ -205,13 +207,13 @@ mod tests {
         let stats = vec![
             stat(
                 0o644,
-                "spark",
+                "root",
                 "regular file",
                 "/opt/spark/conf/spark-defaults.conf",
             ),
             stat(
                 0o640,
-                "spark",
+                "root",
                 "regular file",
                 "/opt/spark/conf/spark-env.sh",
             ),
@@ -257,7 +259,7 @@ mod tests {
         assert_eq!(
             paths,
             vec![
-                ("/opt/spark/conf/spark-defaults.conf", None, 0o600),
+                ("/opt/spark/conf/spark-defaults.conf", None, 0o640),
                 ("/var/lib/spark/.ssh/id_ed25519", Some("spark"), 0o600),
                 ("/var/lib/spark/run", None, 0o2750),
             ]

@@ -69,6 +69,29 @@ pub struct Host {
     pub vars: BTreeMap<String, String>,
 }
 
+/// An IP address, or a DNS name (labels of letters, digits and '-', not starting or ending with
+/// '-'). A dotted quad that does not parse (`999.1.1.1`) is neither. Addresses reach config
+/// files, systemd units and shell words, so nothing else is accepted.
+pub fn address_ok(address: &str) -> bool {
+    if address.parse::<std::net::IpAddr>().is_ok() {
+        return true;
+    }
+    let labels: Vec<&str> = address.trim_end_matches('.').split('.').collect();
+    let all_numeric = labels
+        .iter()
+        .all(|l| !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()));
+    !address.is_empty()
+        && address.len() <= 253
+        && !all_numeric
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
 impl Host {
     #[allow(clippy::too_many_arguments)]
     pub fn new(
@@ -90,9 +113,9 @@ impl Host {
                 "host name {name:?} must be non-empty and use only letters, digits, '-', '_' or '.'"
             ));
         }
-        if address.is_empty() || address.chars().any(|c| c.is_whitespace()) {
+        if !address_ok(&address) {
             return Err(format!(
-                "address {address:?} of host {name} must be an IP address or DNS name"
+                "address {address:?} of host {name} must be an IPv4 or IPv6 address or a DNS name"
             ));
         }
         if port == 0 {
@@ -237,4 +260,37 @@ pub fn load(spec: &str, config: &crate::config::Config) -> Result<Inventory, Inv
     }
     let path = std::path::Path::new(spec);
     static_file::InventoryFile::load(path)?.into_inventory(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::address_ok;
+
+    #[test]
+    fn addresses_are_ip_addresses_or_dns_names() {
+        for good in [
+            "10.0.1.5",
+            "::1",
+            "fe80::1",
+            "node-1.example.com",
+            "master",
+            "ip-10-0-1-5.ec2.internal.",
+        ] {
+            assert!(address_ok(good), "{good}");
+        }
+        for bad in [
+            "999.1.1.1",
+            "1.2.3",
+            "",
+            "a b",
+            "-x.com",
+            "x..y",
+            "x;rm",
+            "$(id)",
+            "a\nb",
+            "[::1]",
+        ] {
+            assert!(!address_ok(bad), "{bad:?}");
+        }
+    }
 }

@@ -219,7 +219,8 @@ pub fn up(
     state.save(paths)?;
     state.write_inventory(paths)?;
     if let Some(server) = &state.spark {
-        state::write_sample_config(paths, &http::url_template(server), &server.url)?;
+        let sha512 = super::spark::cached_sha512()?;
+        state::write_sample_config(paths, &http::url_template(server), &server.url, &sha512)?;
     }
     for extra in state
         .nodes

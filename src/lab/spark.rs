@@ -87,6 +87,22 @@ pub fn ensure_tarball(python: &Path) -> Result<PathBuf, LabError> {
     Ok(out_dir)
 }
 
+/// The SHA-512 of the cached tarball, from the `.sha512` written beside it. The lab's config pins
+/// it: its server speaks plain HTTP, and a checksum fetched over plain HTTP from the archive's
+/// own origin proves nothing.
+pub fn cached_sha512() -> Result<String, LabError> {
+    let path = cache_dir()
+        .join("lab-spark")
+        .join(format!("{}.sha512", tarball_name()));
+    let text = std::fs::read_to_string(&path).map_err(|e| LabError::io("read", &path, e))?;
+    crate::spark::checksum::parse_sha512(&text, &tarball_name()).map_err(|message| {
+        LabError::SparkBuild {
+            sdist: path.clone(),
+            message,
+        }
+    })
+}
+
 /// Finds the sdist in `<cache>/pypi/`, downloading it with pip when it is missing.
 fn ensure_sdist(python: &Path, cache: &Path) -> Result<PathBuf, LabError> {
     let pypi = cache.join("pypi");

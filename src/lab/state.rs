@@ -201,6 +201,7 @@ pub fn write_sample_config(
     paths: &LabPaths,
     url_template: &str,
     url: &str,
+    sha512: &str,
 ) -> Result<(), LabError> {
     let text = format!(
         "# sparkboot configuration for this lab, written by `sparkboot lab up`.\n\
@@ -212,14 +213,16 @@ pub fn write_sample_config(
          \n\
          [cluster]\n\
          name = \"lab\"\n\
-         state_dir = {state:?}\n\
+         state_dir = \"state\"               # relative to this file\n\
          \n\
          [spark]\n\
          version = \"3.5.7\"\n\
          package = \"bin-hadoop3\"\n\
-         source = \"{url_template}\"\n",
+         source = \"{url_template}\"\n\
+         # Pinned: the lab serves plain HTTP, and a checksum from the same plain-HTTP origin\n\
+         # proves nothing.\n\
+         sha512 = \"{sha512}\"\n",
         config = paths.sample_config().display(),
-        state = paths.sample_config().with_file_name("state").display().to_string(),
     );
     write_atomic(&paths.sample_config(), text.as_bytes(), 0o644)
 }

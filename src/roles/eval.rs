@@ -55,6 +55,7 @@ impl EvalContext {
     pub fn new(library: &Library, roles: &[Role]) -> Result<Self, RoleError> {
         let mut tera = Tera::default();
         tera.autoescape_on(vec![]);
+        register_filters(&mut tera);
         for role in roles {
             for step in &role.data.steps {
                 let Some(name) = step.file.as_ref().and_then(|f| f.template.as_ref()) else {
@@ -88,11 +89,36 @@ fn tera_message(e: &tera::Error) -> String {
     msg
 }
 
+/// `{{ value | shell_quote }}`: one word for a POSIX shell (or a file a shell sources, such as
+/// spark-env.sh), quoted by the same function that quotes every script sparkboot sends.
+fn shell_quote(
+    value: &tera::Value,
+    _: &std::collections::HashMap<String, tera::Value>,
+) -> tera::Result<tera::Value> {
+    let word = match value {
+        tera::Value::String(s) => s.clone(),
+        tera::Value::Number(n) => n.to_string(),
+        tera::Value::Bool(b) => b.to_string(),
+        other => {
+            return Err(tera::Error::msg(format!(
+                "shell_quote takes a string, number or boolean, not {other}"
+            )))
+        }
+    };
+    Ok(tera::Value::String(crate::shell::quote(&word)))
+}
+
+fn register_filters(tera: &mut Tera) {
+    tera.register_filter("shell_quote", shell_quote);
+}
+
 fn render(s: &str, ctx: &Context) -> Result<String, String> {
     if !s.contains("{{") && !s.contains("{%") {
         return Ok(s.to_string());
     }
-    Tera::one_off(s, ctx, false).map_err(|e| tera_message(&e))
+    let mut tera = Tera::default();
+    register_filters(&mut tera);
+    tera.render_str(s, ctx).map_err(|e| tera_message(&e))
 }
 
 fn with_header(content: String, comment: &str) -> String {
@@ -304,5 +330,22 @@ mod tests {
         let err = render("{{ vars.missing }}", &ctx).expect_err("undefined");
         assert!(err.contains("missing"), "{err}");
         assert_eq!(render("plain", &ctx).expect("plain"), "plain");
+    }
+
+    #[test]
+    fn shell_quote_makes_one_word_the_shell_reads_back() {
+        let ctx =
+            Context::from_value(serde_json::json!({"v": "a b'$(id)\n;x", "n": 7})).expect("ctx");
+        let line = render(
+            "printf '%s|' {{ v | shell_quote }} {{ n | shell_quote }}",
+            &ctx,
+        )
+        .expect("renders");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&line)
+            .output()
+            .expect("sh");
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "a b'$(id)\n;x|7|");
     }
 }

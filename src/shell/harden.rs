@@ -7,7 +7,7 @@
 //! so [`rollback`] can put it back after a failed fresh login and [`commit`] drops it after a
 //! good one.
 
-use super::{join, quote};
+use super::{guard, quote};
 
 /// Suffix of the copy a fix keeps until the fresh login proved the change safe.
 pub const BACKUP: &str = ".sparkboot-prev";
@@ -44,33 +44,41 @@ const MASK_AWK: &str = r#"{
 /// Paths whose owner and mode the audit reads, besides every home's `.ssh`.
 const STAT_PATHS: &str = "/etc/ssh/sshd_config /etc/ssh/sshd_config.d /etc/ssh/sshd_config.d/*.conf /etc/ssh/ssh_host_*_key /opt/spark/conf/spark-defaults.conf /opt/spark/conf/spark-env.sh /var/lib/spark /var/lib/spark/run /var/lib/spark/work /var/lib/spark/local /var/log/spark";
 
+/// What the audit reads in one home (`$1`), run by whoever controls that home's `.ssh`: a job
+/// running as that user could point any name there at a file only root may read.
+const HOME_AUDIT: &str = r#"h=$1; FMT='%a	%U	%G	%F	%n'
+echo "@@harden:home $(stat -c %U -- "$h")	$h"
+echo '@@harden:stat'; stat -c "$FMT" -- "$h/.ssh"
+for f in "$h"/.ssh/*; do [ -f "$f" ] && [ ! -L "$f" ] && stat -c "$FMT" -- "$f"; done
+for f in "$h"/.ssh/*; do
+  [ -f "$f" ] && [ ! -L "$f" ] || continue
+  head -c 64 -- "$f" 2>/dev/null | grep -q 'PRIVATE KEY' || continue
+  echo "@@harden:privkey $f"
+  ssh-keygen -y -P '' -f "$f" 2>/dev/null || cat -- "$f.pub" 2>/dev/null; echo
+done
+for a in authorized_keys authorized_keys2; do
+  [ -f "$h/.ssh/$a" ] && [ ! -L "$h/.ssh/$a" ] || continue
+  echo "@@harden:authkeys $h/.ssh/$a"; cat -- "$h/.ssh/$a"; echo
+done
+exit 0"#;
+
 /// The read-only audit probe (run as root). Output sections start with `@@harden:`; see
 /// `crate::harden::facts::parse`. It sends nothing over the network.
 pub fn audit_script(dropin: &str) -> String {
     let d = quote(dropin);
     format!(
         r#"export LC_ALL=C
-FMT='%a	%U	%G	%F	%n'
+{ctl}FMT='%a	%U	%G	%F	%n'
 sb_sshd=$(command -v sshd 2>/dev/null || echo /usr/sbin/sshd)
 out=$("$sb_sshd" -T 2>&1); rc=$?
 echo "@@harden:sshd $rc"; printf '%s\n' "$out"
 if [ -f {d} ]; then echo '@@harden:dropin present'; cat {d}; echo; else echo '@@harden:dropin absent'; fi
+sb_home={home}
 {{ getent passwd | cut -d: -f6; for h in /home/*; do echo "$h"; done; }} | sort -u | while IFS= read -r h; do
   case "$h" in ''|/) continue;; esac
   [ -d "$h/.ssh" ] && [ ! -L "$h/.ssh" ] || continue
-  echo "@@harden:home $(stat -c %U -- "$h")	$h"
-  echo '@@harden:stat'; stat -c "$FMT" -- "$h/.ssh"
-  for f in "$h"/.ssh/*; do [ -f "$f" ] && [ ! -L "$f" ] && stat -c "$FMT" -- "$f"; done
-  for f in "$h"/.ssh/*; do
-    [ -f "$f" ] && [ ! -L "$f" ] || continue
-    head -c 64 -- "$f" 2>/dev/null | grep -q 'PRIVATE KEY' || continue
-    echo "@@harden:privkey $f"
-    ssh-keygen -y -P '' -f "$f" 2>/dev/null || cat -- "$f.pub" 2>/dev/null; echo
-  done
-  for a in authorized_keys authorized_keys2; do
-    [ -f "$h/.ssh/$a" ] || continue
-    echo "@@harden:authkeys $h/.ssh/$a"; cat -- "$h/.ssh/$a"; echo
-  done
+  if ! u=$(sb_ctl "$h/.ssh/authorized_keys" 2>&1); then echo "@@harden:refused $h	$u" | tr '\n' ' '; echo; continue; fi
+  if [ "$u" = root ]; then sh -c "$sb_home" sb "$h"; else (cd / && runuser -u "$u" -- sh -c "$sb_home" sb "$h"); fi
 done
 echo '@@harden:stat'
 for p in {STAT_PATHS}; do [ -e "$p" ] && [ ! -L "$p" ] && stat -c "$FMT" -- "$p"; done
@@ -83,6 +91,8 @@ for n in board_asset_tag sys_vendor product_uuid; do echo "@@harden:dmi $n"; cat
 echo '@@harden:dmi hypervisor_uuid'; cat /sys/hypervisor/uuid 2>/dev/null; echo
 exit 0
 "#,
+        ctl = guard::CTL_FN,
+        home = quote(HOME_AUDIT),
         mask = quote(MASK_AWK),
     )
 }
@@ -120,7 +130,8 @@ sb_reload || {{ echo "reloading sshd failed" >&2; exit 4; }}"#,
 }
 
 /// Puts back what the fixes replaced: the drop-in (or removes it when there was none before,
-/// when `dropin` is given) and each file in `files` that has a backup; then reloads sshd.
+/// when `dropin` is given) and each file in `files` that has a backup (as whoever controls the
+/// file's directory); then reloads sshd.
 pub fn rollback(dropin: Option<&str>, files: &[String]) -> String {
     let mut s = String::from(RELOAD_FN);
     if let Some(d) = dropin {
@@ -131,10 +142,13 @@ pub fn rollback(dropin: Option<&str>, files: &[String]) -> String {
         ));
     }
     for f in files {
+        let body = format!(
+            "if [ -f \"$2{BACKUP}\" ] && [ ! -L \"$2{BACKUP}\" ]; then mv -f -- \"$2{BACKUP}\" \"$2\"; fi"
+        );
         s.push_str(&format!(
-            "if [ -e {b} ]; then mv -f {b} {f}; fi\n",
-            f = quote(f),
-            b = quote(&format!("{f}{BACKUP}"))
+            "( {} ) || echo \"sparkboot: could not restore \"{}\" from its backup\" >&2\n",
+            guard::as_controller("", &quote(f), None, &body),
+            quote(f)
         ));
     }
     s.push_str("\"$sb_sshd\" -t && sb_reload");
@@ -143,61 +157,80 @@ pub fn rollback(dropin: Option<&str>, files: &[String]) -> String {
 
 /// Drops the backups once a fresh login proved the changes safe.
 pub fn commit(paths: &[String]) -> String {
-    let backups: Vec<String> = paths.iter().map(|p| format!("{p}{BACKUP}")).collect();
-    if backups.is_empty() {
+    if paths.is_empty() {
         return "true".into();
     }
-    format!("rm -f -- {}", join(&backups))
+    let body = format!("rm -f -- \"$2{BACKUP}\"");
+    paths
+        .iter()
+        .map(|p| format!("( {} )", guard::as_controller("", &quote(p), None, &body)))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Removes every authorized_keys line holding one of `blobs` from each of `files` (keeping a
-/// backup, owner and mode), then deletes the private keys and their `.pub` files.
+/// backup and the mode), then deletes the private keys and their `.pub` files. Each file is
+/// handled by whoever controls its directory: these live in users' homes.
 pub fn remove_seed_keys(files: &[String], blobs: &[String], private: &[String]) -> String {
     let mut s = String::from("set -e\n");
     let drop = quote(&blobs.join(" "));
     for f in files {
-        s.push_str(&format!(
-            r#"a={a}
-cp -p "$a" "$a{BACKUP}"
-awk -v blobs={drop} 'BEGIN {{ n = split(blobs, l, " "); for (i = 1; i <= n; i++) drop[l[i]] = 1 }} {{ keep = 1; for (i = 1; i <= NF; i++) if ($i in drop) keep = 0; if (keep) print }}' "$a" > "$a.sparkboot-tmp"
-chown --reference="$a" "$a.sparkboot-tmp"; chmod --reference="$a" "$a.sparkboot-tmp"; mv -f "$a.sparkboot-tmp" "$a"
-"#,
-            a = quote(f)
-        ));
+        let body = format!(
+            r#"set -e; a=$2; t="$a.sparkboot-tmp"
+if [ -L "$a" ]; then echo "sparkboot: $a is a symlink; refusing to follow it" >&2; exit 1; fi
+rm -f -- "$a{BACKUP}" "$t"; cp -p -- "$a" "$a{BACKUP}"
+(set -C; awk -v blobs={drop} 'BEGIN {{ n = split(blobs, l, " "); for (i = 1; i <= n; i++) drop[l[i]] = 1 }} {{ keep = 1; for (i = 1; i <= NF; i++) if ($i in drop) keep = 0; if (keep) print }}' "$a" > "$t")
+if [ "$1" = root ]; then chown --reference="$a" -- "$t"; fi; chmod --reference="$a" -- "$t"; mv -f -- "$t" "$a""#
+        );
+        s.push_str(&guard::as_controller("", &quote(f), None, &body));
+        s.push('\n');
     }
     for p in private {
-        s.push_str(&format!(
-            "rm -f -- {} {}\n",
-            quote(p),
-            quote(&format!("{p}.pub"))
+        s.push_str(&guard::as_controller(
+            "",
+            &quote(p),
+            None,
+            "rm -f -- \"$2\" \"$2.pub\"",
         ));
+        s.push('\n');
     }
     s
 }
 
-/// Chowns (when an owner is given) and chmods each path that still exists.
+/// Chowns (when an owner is given) and chmods each path that still exists, as whoever controls
+/// its directory. A user cannot chown, so a file in a user's directory that belongs to someone
+/// else is replaced by the user's own copy (same content and mode); what the user cannot read
+/// is reported for a person to remove.
 pub fn fix_perms(items: &[(String, Option<String>, u32)]) -> String {
     let mut s = String::from("set -e\n");
     for (path, owner, mode) in items {
-        let p = quote(path);
-        let chown = owner
-            .as_ref()
-            .map(|o| format!("chown {} -- {p}; ", quote(o)))
-            .unwrap_or_default();
-        s.push_str(&format!(
-            "if [ -e {p} ]; then {chown}chmod {mode:04o} -- {p}; fi\n"
+        let chown = match owner {
+            Some(o) => format!(
+                r#"if [ "$1" = root ]; then chown -h -- {o} "$2"; elif [ "$(stat -c %U -- "$2")" != "$1" ]; then
+  if [ -d "$2" ] || ! [ -r "$2" ]; then echo "sparkboot: $2 belongs to $(stat -c %U -- "$2") inside $1's directory; remove it or chown it by hand" >&2; exit 1; fi
+  t="$2.sparkboot-tmp"; rm -f -- "$t"; (set -C; cat -- "$2" > "$t"); mv -f -- "$t" "$2"
+fi; "#,
+                o = quote(o)
+            ),
+            None => String::new(),
+        };
+        let body = format!(
+            "set -e; [ -e \"$2\" ] || exit 0; if [ -L \"$2\" ]; then echo \"sparkboot: $2 is a symlink; refusing to follow it\" >&2; exit 1; fi; {chown}chmod {mode:04o} -- \"$2\""
+        );
+        s.push_str(&guard::as_controller(
+            "",
+            &quote(path),
+            owner.as_deref(),
+            &body,
         ));
+        s.push('\n');
     }
     s
 }
 
 /// Deletes the cluster key pair so the next converge generates a new one and re-authorizes it.
 pub fn delete_cluster_key(private: &str) -> String {
-    format!(
-        "rm -f -- {} {}",
-        quote(private),
-        quote(&format!("{private}.pub"))
-    )
+    guard::as_controller("", &quote(private), None, "rm -f -- \"$2\" \"$2.pub\"")
 }
 
 #[cfg(test)]
@@ -224,24 +257,29 @@ mod tests {
     }
 
     #[test]
-    fn words_are_quoted() {
+    fn words_are_quoted_and_home_files_are_handled_by_their_controller() {
         let s = remove_seed_keys(
             &["/home/a b/.ssh/authorized_keys".into()],
             &["AAAA+/=".into(), "BBBB".into()],
             &["/home/a b/.ssh/id_rsa".into()],
         );
-        assert!(s.contains("a='/home/a b/.ssh/authorized_keys'"), "{s}");
-        assert!(s.contains("-v blobs='AAAA+/= BBBB'"), "{s}");
-        assert!(s.contains("rm -f -- '/home/a b/.ssh/id_rsa' '/home/a b/.ssh/id_rsa.pub'"));
+        assert!(
+            s.contains("sb_path='/home/a b/.ssh/authorized_keys'"),
+            "{s}"
+        );
+        assert!(s.contains("sb_path='/home/a b/.ssh/id_rsa'"), "{s}");
+        assert!(s.contains("AAAA+/= BBBB"), "{s}");
+        assert!(s.contains("runuser -u \"$sb_as\""), "{s}");
         let p = fix_perms(&[("/x y".into(), Some("spark".into()), 0o2750)]);
         assert!(
-            p.contains("if [ -e '/x y' ]; then chown spark -- '/x y'; chmod 2750 -- '/x y'; fi"),
+            p.contains("sb_path='/x y'") && p.contains("chmod 2750"),
             "{p}"
         );
+        assert!(p.contains("\"$sb_as\" != spark"), "{p}");
         assert_eq!(commit(&[]), "true");
-        assert!(commit(&["/a".into()]).contains("/a.sparkboot-prev"));
+        assert!(commit(&["/a".into()]).contains(".sparkboot-prev"));
         let r = rollback(Some("/d.conf"), &["/k".into()]);
         assert!(r.contains("mv -f /d.conf.sparkboot-prev /d.conf; else rm -f /d.conf"));
-        assert!(r.contains("mv -f /k.sparkboot-prev /k"));
+        assert!(r.contains("sb_path=/k"), "{r}");
     }
 }

@@ -6,8 +6,7 @@
 //! pre-joined command lines, and anything secret travels on stdin rather than in argv (argv is
 //! world-readable through /proc on the remote host).
 
-use std::fmt::Write as _;
-
+pub mod guard;
 pub mod harden;
 pub mod ops;
 pub mod probe;
@@ -60,22 +59,11 @@ pub fn as_user(user: &str, command: &str) -> String {
     format!("runuser -u {} -- sh -c {}", quote(user), quote(command))
 }
 
-/// Writes stdin to `path` atomically with the given owner, group and mode: a temporary file in
-/// the same directory, then rename, so a reader never sees half a file.
-pub fn write_file_from_stdin(path: &str, owner: &str, group: &str, mode: &str) -> String {
-    let tmp = format!("{path}.sparkboot-tmp");
-    let mut s = String::new();
-    let _ = write!(
-        s,
-        "set -e; umask 077; cat > {tmp}; chown {owner}:{group} {tmp}; chmod {mode} {tmp}; mv -f {tmp} {path}",
-        tmp = quote(&tmp),
-        owner = quote(owner),
-        group = quote(group),
-        mode = quote(mode),
-        path = quote(path),
-    );
-    s
-}
+/// `sb_pid PIDFILE [MATCH]` prints `running PID` when the pidfile names a live, non-zombie
+/// process whose command line contains MATCH, else `stopped` (and returns 1). A pidfile that is
+/// a link or not a regular file is not read: the pid directory belongs to the daemon's user.
+pub const PID_FN: &str = r#"sb_pid() { pid=; if [ -f "$1" ] && [ ! -L "$1" ]; then read -r pid < "$1" || true; fi; case "$pid" in ''|*[!0-9]*) echo stopped; return 1;; esac; if [ -r "/proc/$pid/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" && { [ -z "$2" ] || tr '\0' ' ' < "/proc/$pid/cmdline" | grep -qF -- "$2"; }; then echo "running $pid"; else echo stopped; return 1; fi; }
+"#;
 
 #[cfg(test)]
 mod tests {
@@ -101,12 +89,5 @@ mod tests {
     #[test]
     fn nul_never_becomes_a_command() {
         assert!(quote("a\0b").contains("exit 97"));
-    }
-
-    #[test]
-    fn file_write_is_atomic_and_quoted() {
-        let s = write_file_from_stdin("/etc/my file", "root", "root", "0644");
-        assert!(s.contains("mv -f '/etc/my file.sparkboot-tmp' '/etc/my file'"));
-        assert!(s.starts_with("set -e; umask 077;"));
     }
 }

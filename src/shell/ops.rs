@@ -1,10 +1,9 @@
 //! Scripts that make changes. Each takes plain words and quotes them; content and secrets are
 //! never part of a script, they arrive on stdin.
 
-use super::{as_user, join, quote, write_file_from_stdin};
+use super::{as_user, guard, join, quote};
 
-/// Shell helpers shared by scripts that need to check a pidfile.
-const PID_FN: &str = r#"sb_alive() { pid=$(cat "$1" 2>/dev/null); [ -n "$pid" ] && [ -r "/proc/$pid/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" && { [ -z "$2" ] || tr '\0' ' ' < "/proc/$pid/cmdline" | grep -qF -- "$2"; }; }"#;
+use super::PID_FN;
 
 pub fn install_packages(manager: &str, names: &[String]) -> String {
     let names = join(names);
@@ -46,46 +45,53 @@ pub fn add_user(
     join(&words)
 }
 
+/// Refuses to act on a path that is itself a symlink (`$2` in a guarded body).
+const NOT_A_LINK: &str = "if [ -L \"$2\" ]; then echo \"sparkboot: $2 is a symlink; refusing to follow it (move it away and run again)\" >&2; exit 1; fi";
+
 pub fn ensure_directory(path: &str, owner: &str, group: &str, mode: &str) -> String {
-    format!(
-        "mkdir -p {p} && chown {o}:{g} {p} && chmod {m} {p}",
-        p = quote(path),
-        o = quote(owner),
-        g = quote(group),
+    let body = format!(
+        "set -e; {NOT_A_LINK}; mkdir -p -- \"$2\"; {own}; chmod {m} -- \"$2\"",
+        own = guard::own("\"$2\"", owner, group),
         m = quote(mode)
-    )
+    );
+    guard::as_controller("", &quote(path), Some(owner), &body)
 }
 
 pub fn set_owner_mode(path: &str, owner: &str, group: &str, mode: &str) -> String {
-    format!(
-        "chown {o}:{g} {p} && chmod {m} {p}",
-        p = quote(path),
-        o = quote(owner),
-        g = quote(group),
+    let body = format!(
+        "set -e; {NOT_A_LINK}; {own}; chmod {m} -- \"$2\"",
+        own = guard::own("\"$2\"", owner, group),
         m = quote(mode)
-    )
+    );
+    guard::as_controller("", &quote(path), Some(owner), &body)
 }
 
-/// The file's content arrives on stdin; the parent directory must exist (a directory step).
+/// Writes stdin to `path` atomically with the given owner, group and mode: a temporary file in
+/// the same directory (created fresh, never through an existing name), then rename, so a reader
+/// never sees half a file. The parent directory must exist (a directory step).
 pub fn write_file(path: &str, owner: &str, group: &str, mode: &str) -> String {
-    write_file_from_stdin(path, owner, group, mode)
+    let body = format!(
+        "set -e; umask 077; t=\"$2.sparkboot-tmp\"; rm -f -- \"$t\"; (set -C; cat > \"$t\"); {own}; chmod {m} -- \"$t\"; mv -f -- \"$t\" \"$2\"",
+        own = guard::own("\"$t\"", owner, group),
+        m = quote(mode)
+    );
+    guard::as_controller("", &quote(path), Some(owner), &body)
 }
 
 /// Points `path` at `target` atomically (a new link renamed over the old one).
 pub fn symlink(path: &str, target: &str) -> String {
-    let tmp = format!("{path}.sparkboot-tmp");
-    format!(
-        "ln -sfn {t} {tmp} && mv -T {tmp} {p}",
-        t = quote(target),
-        tmp = quote(&tmp),
-        p = quote(path)
-    )
+    let body = format!(
+        "set -e; t=\"$2.sparkboot-tmp\"; rm -f -- \"$t\"; ln -s -- {t} \"$t\"; mv -T -- \"$t\" \"$2\"",
+        t = quote(target)
+    );
+    guard::as_controller("", &quote(path), None, &body)
 }
 
 /// Downloads (or, with `from_stdin`, receives) an archive, verifies its SHA-512, unpacks it into
 /// a temporary directory beside `dest` and renames that into place. A mismatch exits 3 before
 /// anything is unpacked; an interruption leaves only a `.sparkboot-dl.*` directory, which never
-/// looks installed because the marker is written before the final rename.
+/// looks installed because the marker is written before the final rename. Unpacked files lose
+/// setuid/setgid bits and group/world write, and belong to `owner:group`.
 pub fn download_unpack(
     sha512: &str,
     dest: &str,
@@ -93,42 +99,65 @@ pub fn download_unpack(
     group: &str,
     from_stdin: bool,
 ) -> String {
+    let body = download_body(sha512, owner, group, from_stdin);
+    guard::as_controller("", &quote(dest), Some(owner), &body)
+}
+
+/// The body of [`download_unpack`], run by whoever controls `dest`'s directory (`$2` is dest).
+fn download_body(sha512: &str, owner: &str, group: &str, from_stdin: bool) -> String {
     // The URL arrives on stdin, not in this script: a presigned URL is a credential, and a
-    // script or argv is readable by every user of the node through /proc while it runs.
+    // script or argv is readable by every user of the node through /proc while it runs. An
+    // https URL may not be redirected to plain http (curl's --proto-redir; wget cannot say so,
+    // so it follows no redirect at all for https).
     let fetch = if from_stdin {
         "url=pushed; cat > \"$tmp/archive\"".to_string()
     } else {
-        "IFS= read -r url\nif command -v curl >/dev/null 2>&1; then printf 'url = \"%s\"\\n' \"$url\" | curl -fsSL --retry 3 -o \"$tmp/archive\" -K -; else printf '%s\\n' \"$url\" | wget -q -O \"$tmp/archive\" -i -; fi".to_string()
+        r#"IFS= read -r url
+case "$url" in https://*) redir='=https'; wmax=0;; *) redir='=http,https'; wmax=20;; esac
+if command -v curl >/dev/null 2>&1; then printf 'url = "%s"\n' "$url" | curl -fsSL --retry 3 --proto '=http,https' --proto-redir "$redir" -o "$tmp/archive" -K -; else printf '%s\n' "$url" | wget -q --max-redirect="$wmax" -O "$tmp/archive" -i -; fi"#.to_string()
     };
     format!(
         r#"set -e
-dest={dest}; parent=$(dirname "$dest"); mkdir -p "$parent"
-tmp=$(mktemp -d "$parent/.sparkboot-dl.XXXXXX"); trap 'rm -rf "$tmp"' EXIT
+dest=$2; parent=$(dirname -- "$dest"); mkdir -p -- "$parent"
+tmp=$(mktemp -d "$parent/.sparkboot-dl.XXXXXX"); trap 'rm -rf -- "$tmp"' EXIT
 {fetch}
 actual=$(sha512sum "$tmp/archive" | cut -d' ' -f1)
 if [ "$actual" != {sha} ]; then echo "checksum mismatch for $url: expected "{sha}", got $actual; nothing was installed" >&2; exit 3; fi
-mkdir "$tmp/unpack"; tar -xzf "$tmp/archive" -C "$tmp/unpack" --strip-components=1 --no-same-owner
-chown -R {owner}:{group} "$tmp/unpack"
+mkdir "$tmp/unpack"; tar -xzf "$tmp/archive" -C "$tmp/unpack" --strip-components=1 --no-same-owner --no-same-permissions
+chmod -R ug-s,go-w -- "$tmp/unpack"
+if [ "$1" = root ]; then chown -R -h -- {owner}:{group} "$tmp/unpack"; else chgrp -R -h -- {group} "$tmp/unpack"; fi
 printf '%s\n' {sha} > "$tmp/unpack/.sparkboot-sha512"
-if [ -e "$dest" ]; then mv "$dest" "$tmp/previous"; fi
-mv "$tmp/unpack" "$dest""#,
-        dest = quote(dest),
+if [ -e "$dest" ] || [ -L "$dest" ]; then mv -- "$dest" "$tmp/previous"; fi
+mv -- "$tmp/unpack" "$dest""#,
         sha = quote(sha512),
         owner = quote(owner),
         group = quote(group),
     )
 }
 
-/// Replaces `user`'s authorized_keys with stdin, creating ~/.ssh with safe modes.
+/// Replaces `user`'s authorized_keys with stdin, creating ~/.ssh (0700) as needed. The home
+/// belongs to the user, so the work runs as the user (see `guard`): a `~/.ssh` or temporary
+/// name planted as a link gains the user nothing.
 pub fn write_authorized_keys(user: &str) -> String {
-    format!(
-        r#"set -e; umask 077
-h=$(getent passwd {u} | cut -d: -f6); [ -n "$h" ] || {{ echo "user "{u}" does not exist" >&2; exit 1; }}
-g=$(id -gn {u}); mkdir -p "$h/.ssh"; chown {u}:"$g" "$h/.ssh"; chmod 700 "$h/.ssh"
-cat > "$h/.ssh/authorized_keys.sparkboot-tmp"; chown {u}:"$g" "$h/.ssh/authorized_keys.sparkboot-tmp"
-chmod 600 "$h/.ssh/authorized_keys.sparkboot-tmp"; mv -f "$h/.ssh/authorized_keys.sparkboot-tmp" "$h/.ssh/authorized_keys""#,
+    let prelude = format!(
+        "h=$(getent passwd {u} | cut -d: -f6); [ -n \"$h\" ] || {{ echo \"sparkboot: user \"{u}\" does not exist\" >&2; exit 1; }}\n",
         u = quote(user)
-    )
+    );
+    let body = format!(
+        r#"set -e; umask 077; d=${{2%/*}}; u={u}
+if [ -L "$d" ]; then echo "sparkboot: $d is a symlink; refusing to follow it (remove it and run again)" >&2; exit 1; fi
+mkdir -p -- "$d"; if [ "$1" = root ]; then chown -h -- "$u:$(id -gn -- "$u")" "$d"; fi; chmod 700 -- "$d"
+t="$2.sparkboot-tmp"; rm -f -- "$t"; (set -C; cat > "$t")
+if [ "$1" = root ]; then chown -h -- "$u:$(id -gn -- "$u")" "$t"; fi; chmod 600 -- "$t"; mv -f -- "$t" "$2""#,
+        u = quote(user)
+    );
+    guard::as_controller(&prelude, "\"$h/.ssh/authorized_keys\"", Some(user), &body)
+}
+
+/// Prints a file for a later phase (`present` and base64, or `absent`), read by whoever
+/// controls its directories; see `facts::parse_content`.
+pub fn read_export(path: &str) -> String {
+    format!("{}{}sb_read {}", guard::CTL_FN, guard::READ_FN, quote(path))
 }
 
 /// Runs a start command detached from the SSH channel, then waits until the pidfile names a
@@ -143,7 +172,7 @@ pub fn start_service(
         r#"{PID_FN}
 out=$(mktemp)
 if ! ( {cmd} ) </dev/null >"$out" 2>&1; then cat "$out" >&2; rm -f "$out"; exit 1; fi
-i=0; while [ $i -lt 100 ]; do if sb_alive {pf} {m}; then rm -f "$out"; exit 0; fi; sleep 0.1; i=$((i+1)); done
+i=0; while [ $i -lt 100 ]; do if sb_pid {pf} {m} >/dev/null; then rm -f "$out"; exit 0; fi; sleep 0.1; i=$((i+1)); done
 cat "$out" >&2; rm -f "$out"; echo "started, but "{pf}" names no live process after 10s" >&2; exit 1"#,
         cmd = as_user(user, start),
         pf = quote(pidfile),
@@ -183,7 +212,7 @@ pub fn systemd_restart(unit: &str) -> String {
 /// Prints `version=<dir the link points at>` and `running=<yes|no>`.
 pub fn spark_status(pidfile: &str, cmdline_match: &str) -> String {
     format!(
-        "{PID_FN}\necho \"version=$(basename \"$(readlink /opt/spark 2>/dev/null)\")\"\nif sb_alive {} {}; then echo running=yes; else echo running=no; fi",
+        "{PID_FN}\necho \"version=$(basename \"$(readlink /opt/spark 2>/dev/null)\")\"\nif sb_pid {} {} >/dev/null; then echo running=yes; else echo running=no; fi",
         quote(pidfile),
         quote(cmdline_match)
     )
@@ -200,19 +229,24 @@ mod tests {
 
     #[test]
     fn download_verifies_before_unpacking() {
-        let s = download_unpack("abc", "/opt/spark-3.5.7", "root", "root", false);
+        let s = download_body("abc", "root", "root", false);
         let verify = s.find("sha512sum").expect("verifies");
         let unpack = s.find("tar -xzf").expect("unpacks");
-        let rename = s.find("mv \"$tmp/unpack\" \"$dest\"").expect("renames");
-        assert!(verify < unpack && unpack < rename);
+        let strip = s.find("chmod -R ug-s,go-w").expect("drops setuid bits");
+        let rename = s.find("mv -- \"$tmp/unpack\" \"$dest\"").expect("renames");
+        assert!(verify < unpack && unpack < strip && strip < rename);
         assert!(s.contains("exit 3"));
         assert!(
             s.contains("IFS= read -r url"),
             "the URL comes on stdin, never in the script"
         );
         assert!(
-            download_unpack("abc", "/d", "root", "root", true).contains("cat > \"$tmp/archive\"")
+            s.contains("--proto-redir \"$redir\""),
+            "no https to http redirect"
         );
+        assert!(download_body("abc", "root", "root", true).contains("cat > \"$tmp/archive\""));
+        let guarded = download_unpack("abc", "/opt/spark-3.5.7", "root", "root", false);
+        assert!(guarded.contains("sb_path=/opt/spark-3.5.7"), "{guarded}");
     }
 
     #[test]
@@ -229,6 +263,6 @@ mod tests {
         let s = start_service("spark", "run it", "/run/x.pid", Some("Master"));
         assert!(s.contains("runuser -u spark -- sh -c 'run it'"), "{s}");
         assert!(s.contains("</dev/null"));
-        assert!(s.contains("sb_alive /run/x.pid Master"));
+        assert!(s.contains("sb_pid /run/x.pid Master"));
     }
 }

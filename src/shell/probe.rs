@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::quote;
+use super::{guard, quote};
 use crate::facts::ProbeRequest;
 
 /// Starts each section of the probe's output. Chosen so no real file or command output begins
@@ -12,9 +12,7 @@ pub const MARK: &str = "@@sparkboot:";
 
 const PRELUDE: &str = r#"export LC_ALL=C
 sb_pkg() { if command -v dpkg-query >/dev/null 2>&1; then case "$(dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null)" in ii*) echo installed;; *) echo missing;; esac; elif command -v rpm >/dev/null 2>&1; then rpm -q "$1" >/dev/null 2>&1 && echo installed || echo missing; else echo missing; fi; }
-sb_pid() { pid=$(cat "$1" 2>/dev/null); if [ -n "$pid" ] && [ -r "/proc/$pid/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" && { [ -z "$2" ] || tr '\0' ' ' < "/proc/$pid/cmdline" | grep -qF -- "$2"; }; then echo "running $pid"; else echo stopped; fi; }
 sb_unit() { if systemctl is-active --quiet "$1" 2>/dev/null; then echo "running $(systemctl show -p MainPID --value "$1")"; else echo stopped; fi; }
-sb_content() { if [ -f "$1" ]; then echo present; base64 -w0 < "$1"; echo; else echo absent; fi; }
 "#;
 
 const SYSTEM: &str = r#"( . /etc/os-release 2>/dev/null; echo "os_id=$ID"; echo "os_version=$VERSION_ID" )
@@ -33,6 +31,11 @@ if j=$(command -v java 2>/dev/null); then r="$(dirname "$(dirname "$(readlink -f
 pub fn script(request: &ProbeRequest) -> String {
     let mut s = String::with_capacity(4096);
     s.push_str(PRELUDE);
+    s.push_str(super::PID_FN);
+    if !request.authorized_keys.is_empty() || !request.contents.is_empty() {
+        s.push_str(guard::CTL_FN);
+        s.push_str(guard::READ_FN);
+    }
     let _ = writeln!(s, "echo '{MARK}system 0'");
     s.push_str(SYSTEM);
     let mut section = |kind: &str, i: usize, call: String| {
@@ -80,10 +83,11 @@ pub fn script(request: &ProbeRequest) -> String {
         section("guard", i, format!("( {g} ) >/dev/null 2>&1; echo $?"));
     }
     for (i, p) in request.contents.iter().enumerate() {
-        section("content", i, format!("sb_content {}", quote(p)));
+        section("content", i, format!("sb_read {}", quote(p)));
     }
     for (i, u) in request.authorized_keys.iter().enumerate() {
-        let call = format!("h=$(getent passwd {} | cut -d: -f6); if [ -n \"$h\" ]; then sb_content \"$h/.ssh/authorized_keys\"; else echo absent; fi", quote(u));
+        // Read as the home's owner: a job running as that user controls the home.
+        let call = format!("h=$(getent passwd {} | cut -d: -f6); if [ -n \"$h\" ]; then sb_read \"$h/.ssh/authorized_keys\"; else echo absent; fi", quote(u));
         section("authorized_keys", i, call);
     }
     s

@@ -54,7 +54,20 @@ fn wait_for(
 
 /// Stops the worker daemon at `address` (no longer in the inventory), reached with the master's
 /// login settings. Returns a line for the report.
+///
+/// Only a host sparkboot configured before (its key pinned in known_hosts) is contacted, and
+/// only with that key: anyone holding the Spark secret can register a worker at any address,
+/// and logging in there would hand that address the operator's key, agent and jump host.
 fn stop_removed(template: &Host, address: &str, prep: &Prepared, known: &KnownHosts) -> String {
+    match known.knows(address, template.port) {
+        Ok(true) => {}
+        Ok(false) => {
+            return format!("{address} is registered with the master but is neither in the inventory nor a host sparkboot configured (no pinned key): not connecting to it; if it is not yours, someone holds the Spark secret (rotate it by deleting the state dir's spark-auth-secret and converging)")
+        }
+        Err(e) => return format!("not connecting to {address}: {e}"),
+    }
+    let pinned_only = KnownHosts::new(known.path().to_path_buf(), true);
+    let known = &pinned_only;
     let host = Host {
         name: address.to_string(),
         address: address.to_string(),

@@ -9,10 +9,13 @@ use sha2::{Digest, Sha512};
 
 use super::checksum::parse_sha512;
 
-fn agent() -> ureq::Agent {
+/// An https URL may only be redirected to https: ureq follows a redirect to plain http unless
+/// the agent is https-only.
+fn agent(url: &str) -> ureq::Agent {
     ureq::AgentBuilder::new()
         .timeout_connect(Duration::from_secs(15))
         .timeout_read(Duration::from_secs(120))
+        .https_only(url.starts_with("https://"))
         .build()
 }
 
@@ -21,7 +24,7 @@ fn open(url: &str) -> Result<Box<dyn Read + Send>, String> {
         let f = std::fs::File::open(path).map_err(|e| format!("cannot open {path}: {e}"))?;
         return Ok(Box::new(f));
     }
-    let resp = agent()
+    let resp = agent(url)
         .get(url)
         .call()
         .map_err(|e| format!("cannot download {url}: {e}"))?;

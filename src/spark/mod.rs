@@ -42,18 +42,21 @@ pub struct Prepared {
     pub secrets: Vec<String>,
     /// Verified local archives for push mode, by sha512.
     pub pushed: BTreeMap<String, PathBuf>,
+    /// Set when this run created the cluster's Spark secret (its path).
+    pub created_secret: Option<PathBuf>,
 }
 
 /// Reads the cluster's Spark authentication secret from the state dir, creating it (0600) on
 /// first use. It stays the same across runs, so daemons are not restarted for a new secret.
-pub fn cluster_secret(state_dir: &Path) -> Result<String, SparkError> {
+/// The flag says whether this call created it.
+pub fn cluster_secret(state_dir: &Path) -> Result<(String, bool), SparkError> {
     let path = state_dir.join("spark-auth-secret");
     let err = |message: String| SparkError::Secret {
         path: path.clone(),
         message,
     };
     match std::fs::read_to_string(&path) {
-        Ok(text) if text.trim().len() >= 32 => return Ok(text.trim().to_string()),
+        Ok(text) if text.trim().len() >= 32 => return Ok((text.trim().to_string(), false)),
         Ok(_) => {
             return Err(err(
                 "exists but is shorter than 32 characters; delete it to generate a new one".into(),
@@ -72,7 +75,7 @@ pub fn cluster_secret(state_dir: &Path) -> Result<String, SparkError> {
         .map_err(|e| err(e.to_string()))?;
     f.write_all(format!("{secret}\n").as_bytes())
         .map_err(|e| err(e.to_string()))?;
-    Ok(secret)
+    Ok((secret, true))
 }
 
 /// `cloud` is where a cloud inventory found the cluster (the bucket for `distribution = "s3"`);
@@ -106,8 +109,12 @@ pub fn prepare_for(
     } else {
         s.url.clone()
     };
+    let mut created_secret = None;
     let secret = if s.authenticate {
-        let v = cluster_secret(&config.state_dir)?;
+        let (v, created) = cluster_secret(&config.state_dir)?;
+        if created {
+            created_secret = Some(config.state_dir.join("spark-auth-secret"));
+        }
         secrets.push(v.clone());
         v
     } else {
@@ -138,6 +145,7 @@ pub fn prepare_for(
         context,
         secrets,
         pushed,
+        created_secret,
     })
 }
 
@@ -149,8 +157,9 @@ mod tests {
     #[test]
     fn secret_is_created_once_with_mode_0600() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let a = cluster_secret(dir.path()).expect("created");
-        let b = cluster_secret(dir.path()).expect("read back");
+        let (a, created) = cluster_secret(dir.path()).expect("created");
+        let (b, again) = cluster_secret(dir.path()).expect("read back");
+        assert!(created && !again);
         assert_eq!(a, b);
         assert_eq!(a.len(), 64);
         let mode = std::fs::metadata(dir.path().join("spark-auth-secret"))

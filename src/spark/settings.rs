@@ -122,6 +122,12 @@ pub fn resolve(raw: RawSpark) -> Result<SparkSettings, (String, String)> {
             ));
         }
     }
+    if url.starts_with("http://") && sha512.is_none() {
+        return Err(bad(
+            "sha512",
+            format!("the source {url} is plain http, so a .sha512 read from the same origin proves nothing: pin the archive's SHA-512 here (from a release page you reached over https), or use an https:// source"),
+        ));
+    }
     let distribution = match raw.distribution.as_deref().unwrap_or("direct") {
         "direct" => Distribution::Direct,
         "push" => Distribution::Push,
@@ -141,8 +147,11 @@ pub fn resolve(raw: RawSpark) -> Result<SparkSettings, (String, String)> {
     }
     let worker_memory = raw.worker_memory.unwrap_or_default();
     if !worker_memory.is_empty() {
-        let (num, unit) = worker_memory.split_at(worker_memory.len() - 1);
-        if !matches!(unit, "m" | "g" | "M" | "G") || num.parse::<u64>().is_err() {
+        // Not split_at: the last character may be several bytes long.
+        let num = worker_memory
+            .strip_suffix(['m', 'g', 'M', 'G'])
+            .filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+        if num.is_none_or(|n| n.parse::<u64>().is_err()) {
             return Err(bad(
                 "worker_memory",
                 format!("{worker_memory:?} must be like 4g or 512m"),
@@ -151,12 +160,6 @@ pub fn resolve(raw: RawSpark) -> Result<SparkSettings, (String, String)> {
     }
     let mut defaults = BTreeMap::new();
     for (k, v) in raw.defaults {
-        if !k.starts_with("spark.") || k.contains(char::is_whitespace) {
-            return Err(bad(
-                "defaults",
-                format!("key {k:?} must be a Spark property such as spark.executor.memory"),
-            ));
-        }
         let text = match v {
             toml::Value::String(s) => s,
             toml::Value::Integer(i) => i.to_string(),
@@ -164,20 +167,13 @@ pub fn resolve(raw: RawSpark) -> Result<SparkSettings, (String, String)> {
             toml::Value::Float(f) => f.to_string(),
             other => {
                 return Err(bad(
-                    "defaults",
-                    format!("{k} = {other} must be a string, number or boolean"),
+                    &format!("defaults.\"{k}\""),
+                    format!("{other} must be a string, number or boolean"),
                 ))
             }
         };
-        if text.contains('\n') {
-            return Err(bad("defaults", format!("{k} must be one line")));
-        }
-        if k == "spark.authenticate.secret" {
-            return Err(bad(
-                "defaults",
-                "spark.authenticate.secret is generated and managed by sparkboot; remove it".into(),
-            ));
-        }
+        check_default(&k, &text)
+            .map_err(|m| bad(&format!("defaults.\"{}\"", k.escape_debug()), m))?;
         defaults.insert(k, text);
     }
     let rpc_cipher = match raw.rpc_cipher.as_deref() {
@@ -206,6 +202,49 @@ pub fn resolve(raw: RawSpark) -> Result<SparkSettings, (String, String)> {
         registration_timeout_secs: raw.registration_timeout_secs.unwrap_or(90),
         defaults,
     })
+}
+
+/// Properties that keep the cluster closed. sparkboot writes them; a user default that repeated
+/// one would win (the last line of a properties file wins) and silently turn security off.
+const MANAGED: &[(&str, &str)] = &[
+    ("spark.authenticate", "set `[spark] authenticate = false` to run without authentication (harden then reports spark-auth failing)"),
+    ("spark.authenticate.secret", "the secret is generated per cluster and kept in the state dir"),
+    ("spark.network.crypto.enabled", "RPC encryption follows `[spark] authenticate`"),
+    ("spark.network.crypto.cipher", "choose the cipher with `[spark] rpc_cipher`"),
+    ("spark.io.encryption.enabled", "I/O encryption follows `[spark] authenticate`"),
+    ("spark.master.rest.enabled", "the REST submission server accepts unauthenticated jobs and stays off"),
+    ("spark.ui.killEnabled", "killing jobs from the UI stays off"),
+];
+
+/// Checks one `[spark.defaults]` entry for the grammar spark-defaults.conf needs: a key of
+/// property characters, a value on one line (a `\r` also ends a Java properties line) that does
+/// not end in a backslash (which would join the next line, our own settings, to it).
+fn check_default(key: &str, value: &str) -> Result<(), String> {
+    let key_ok = key.starts_with("spark.")
+        && key.len() > "spark.".len()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if !key_ok {
+        return Err("the key must be a Spark property such as spark.executor.memory (letters, digits, '.', '_', '-')".into());
+    }
+    if let Some((_, why)) = MANAGED
+        .iter()
+        .find(|(k, _)| *k == key || key.starts_with(&format!("{k}.")))
+    {
+        return Err(format!(
+            "{key} is managed by sparkboot and cannot be overridden here: {why}"
+        ));
+    }
+    if let Some(c) = value.chars().find(|c| c.is_control()) {
+        return Err(format!(
+            "the value holds the control character {c:?}; spark-defaults.conf takes one line of printable text"
+        ));
+    }
+    if value.ends_with('\\') {
+        return Err("the value ends in a backslash, which would join the next line of spark-defaults.conf to it".into());
+    }
+    Ok(())
 }
 
 impl SparkSettings {
@@ -285,16 +324,60 @@ mod tests {
         );
         let s3 = parse("distribution = \"s3\"\nsource = \"file:///srv/spark.tgz\"").expect("s3");
         assert_eq!(s3.distribution, Distribution::S3);
-        assert_eq!(
-            parse("worker_memory = \"lots\"").expect_err("mem").0,
-            "spark.worker_memory"
-        );
+        for bad in ["lots", "4é", "é", "g", "+4g", "4 g"] {
+            assert_eq!(
+                parse(&format!("worker_memory = \"{bad}\""))
+                    .expect_err(bad)
+                    .0,
+                "spark.worker_memory"
+            );
+        }
         assert_eq!(
             parse("[defaults]\n\"spark.authenticate.secret\" = \"x\"")
                 .expect_err("secret")
                 .0,
-            "spark.defaults"
+            "spark.defaults.\"spark.authenticate.secret\""
         );
+    }
+
+    #[test]
+    fn defaults_that_would_break_the_file_or_open_the_cluster_are_refused() {
+        for (text, why) in [
+            ("\"spark.a\" = \"x\\ry\"", "control character"),
+            ("\"spark.a\" = \"x\\ty\"", "control character"),
+            ("\"spark.a\" = 'C:\\'", "backslash"),
+            ("\"spark.authenticate\" = false", "authenticate = false"),
+            (
+                "\"spark.network.crypto.enabled\" = false",
+                "managed by sparkboot",
+            ),
+            (
+                "\"spark.master.rest.enabled\" = true",
+                "managed by sparkboot",
+            ),
+            ("\"spark.ui.killEnabled\" = true", "managed by sparkboot"),
+            ("\"spark.a b\" = 1", "Spark property"),
+            ("\"spark.a=b\" = 1", "Spark property"),
+        ] {
+            let (field, msg) = parse(&format!("[defaults]\n{text}\n")).expect_err(text);
+            assert!(field.starts_with("spark.defaults."), "{field}");
+            assert!(msg.contains(why), "{text}: {msg}");
+        }
+        let ok = parse("[defaults]\n\"spark.io.encryption.keySizeBits\" = 256\n\"spark.eventLog.dir\" = \"C:\\\\x\\\\y\"\n").expect("tuning is fine");
+        assert_eq!(ok.defaults["spark.io.encryption.keySizeBits"], "256");
+    }
+
+    #[test]
+    fn plain_http_sources_need_a_pinned_checksum() {
+        let (field, msg) =
+            parse("source = \"http://127.0.0.1:8000/spark-{version}.tgz\"").expect_err("unpinned");
+        assert_eq!(field, "spark.sha512");
+        assert!(msg.contains("plain http"), "{msg}");
+        let pinned = format!(
+            "source = \"http://127.0.0.1:8000/s.tgz\"\nsha512 = \"{}\"",
+            "a".repeat(128)
+        );
+        assert!(parse(&pinned).is_ok());
     }
 
     #[test]

@@ -116,6 +116,37 @@ impl Lab {
             .expect("source line")
     }
 
+    /// The archive's SHA-512 that the lab's sparkboot.toml pins (its server speaks plain http).
+    pub fn spark_sha512(&self) -> String {
+        let cfg = std::fs::read_to_string(self.lab_dir().join("sparkboot.toml"))
+            .expect("lab sparkboot.toml");
+        cfg.lines()
+            .find_map(|l| l.strip_prefix("sha512 = "))
+            .map(|v| v.trim_matches('"').to_string())
+            .unwrap_or_else(|| {
+                // A lab from before the pin: the checksum the lab wrote beside its tarball.
+                let cache = std::env::var("SPARKBOOT_CACHE")
+                    .unwrap_or_else(|_| "/var/cache/sparkboot".into());
+                let f = Path::new(&cache).join("lab-spark/spark-3.5.7-bin-hadoop3.tgz.sha512");
+                std::fs::read_to_string(&f)
+                    .expect("the lab's .sha512")
+                    .split_whitespace()
+                    .next()
+                    .expect("checksum")
+                    .to_string()
+            })
+    }
+
+    /// The `[spark]` lines that point a test config at the lab's server: its source and pinned
+    /// checksum.
+    pub fn spark_source_lines(&self) -> String {
+        format!(
+            "source = {:?}\nsha512 = {:?}\n",
+            self.spark_source(),
+            self.spark_sha512()
+        )
+    }
+
     /// Address of the node `name`, from the lab's inventory.
     pub fn address(&self, name: &str) -> String {
         let inv = std::fs::read_to_string(self.inventory()).expect("inventory");

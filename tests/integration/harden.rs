@@ -61,10 +61,10 @@ struct Fixture {
 impl Fixture {
     fn config(&self, name: &str, extra: &str) -> PathBuf {
         let body = format!(
-            "inventory = {inv:?}\n[cluster]\nname = \"harden\"\nstate_dir = {state:?}\n[spark]\nsource = {src:?}\nregistration_timeout_secs = 120\n{extra}",
+            "inventory = {inv:?}\n[cluster]\nname = \"harden\"\nstate_dir = {state:?}\n[spark]\n{src}registration_timeout_secs = 120\n{extra}",
             inv = self.lab.inventory(),
             state = self.lab.path().join("state"),
-            src = self.lab.spark_source(),
+            src = self.lab.spark_source_lines(),
         );
         let path = self.lab.path().join(name);
         std::fs::write(&path, body).expect("write config");

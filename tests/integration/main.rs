@@ -6,4 +6,5 @@ mod common;
 mod converge;
 mod harden;
 mod lab;
+mod security;
 mod spark;

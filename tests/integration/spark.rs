@@ -20,8 +20,14 @@ impl Cluster {
     }
 
     fn config_from(&self, name: &str, source: &str, spark_extra: &str) -> std::path::PathBuf {
+        // The lab serves plain http, so its checksum is pinned unless the case pins its own.
+        let pin = if spark_extra.contains("sha512 =") {
+            String::new()
+        } else {
+            format!("sha512 = {:?}\n", self.lab.spark_sha512())
+        };
         let body = format!(
-            "inventory = {inv:?}\n[cluster]\nname = \"e2e\"\nstate_dir = {state:?}\n[spark]\nsource = {src:?}\nregistration_timeout_secs = 120\n{spark_extra}",
+            "inventory = {inv:?}\n[cluster]\nname = \"e2e\"\nstate_dir = {state:?}\n[spark]\nsource = {src:?}\nregistration_timeout_secs = 120\n{pin}{spark_extra}",
             inv = self.lab.inventory(),
             state = self.lab.path().join("state"),
             src = source,
@@ -236,7 +242,7 @@ fn spark_cluster_end_to_end() {
         c.sh(
             &cleanup,
             "lab-worker-2",
-            "ls /opt | grep -c sparkboot-dl || true"
+            "ls -A /opt | grep -c sparkboot-dl || true"
         )
         .trim()
             == "0",
@@ -291,7 +297,7 @@ fn spark_cluster_end_to_end() {
     );
 
     // 8. No file on any node and no output holds the secret or the private key, except the
-    //    0600 files meant to hold them.
+    //    files meant to hold them (never world-readable).
     let secret =
         std::fs::read_to_string(c.lab.path().join("state/e2e/spark-auth-secret")).expect("secret");
     let secret = secret.trim().to_string();
@@ -311,7 +317,12 @@ fn spark_cluster_end_to_end() {
     // Line 2 of every OpenSSH key starts with the same format header; line 4 is key material.
     let key = key.lines().nth(3).expect("key body").trim().to_string();
     assert!(secret.len() >= 32 && key.len() >= 32);
-    for (needle, allowed) in [(&secret, "spark-defaults.conf"), (&key, "id_ed25519")] {
+    // spark-defaults.conf is root's and readable by the spark group (the daemons and their
+    // executors need the secret; a job must not be able to change the file); the key is 0600.
+    for (needle, allowed, want) in [
+        (&secret, "spark-defaults.conf", 0o640),
+        (&key, "id_ed25519", 0o600),
+    ] {
         let out = std::process::Command::new("grep")
             .args(["-rlF", "--exclude=*.jar", "--exclude=*.zip", needle])
             .arg(c.lab.lab_dir().join("nodes"))
@@ -327,7 +338,7 @@ fn spark_cluster_end_to_end() {
             let mode = std::fs::metadata(f)
                 .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o777)
                 .expect("stat");
-            assert_eq!(mode, 0o600, "{f}");
+            assert_eq!(mode, want, "{f}");
         }
         for o in &c.outputs {
             assert!(
