@@ -1,9 +1,11 @@
 //! The one error type at the top, and the exit-code contract.
 //!
 //! Library modules return their own typed errors; this type wraps them so `main` can print one
-//! sentence and pick the documented exit code:
-//! 0 everything converged, 1 bad usage or config (caught before any connection),
-//! 2 a host failed or was unreachable, 3 `--check` found pending changes.
+//! sentence and pick the documented exit code (README, "Exit codes"):
+//! 0 everything converged, 1 bad usage, config, inventory file or role (caught before any
+//! connection), 2 a host failed or was unreachable, 3 `--check` found pending changes,
+//! 4 the Spark archive or its checksum could not be fetched or verified, 5 cloud discovery
+//! (Terraform outputs, the AWS API) or S3 staging failed.
 
 use std::process::ExitCode;
 
@@ -17,6 +19,8 @@ use crate::roles::RoleError;
 pub const EXIT_USAGE: u8 = 1;
 pub const EXIT_HOST_FAILED: u8 = 2;
 pub const EXIT_CHANGES_PENDING: u8 = 3;
+pub const EXIT_DOWNLOAD: u8 = 4;
+pub const EXIT_CLOUD: u8 = 5;
 
 #[derive(Debug, Error)]
 pub enum Error {
@@ -41,15 +45,56 @@ pub enum Error {
 
 impl Error {
     pub fn exit_code(&self) -> ExitCode {
+        use crate::spark::SparkError;
         ExitCode::from(match self {
+            Error::Spark(SparkError::Checksum(_) | SparkError::Push(_)) => EXIT_DOWNLOAD,
+            Error::Spark(SparkError::S3(_))
+            | Error::Inventory(InventoryError::Discovery { .. }) => EXIT_CLOUD,
+            Error::Host(_) => EXIT_HOST_FAILED,
             Error::Usage(_)
             | Error::Inventory(_)
             | Error::Config(_)
             | Error::Role(_)
             | Error::Lab(_)
             | Error::Harden(_)
-            | Error::Spark(_) => EXIT_USAGE,
-            Error::Host(_) => EXIT_HOST_FAILED,
+            | Error::Spark(SparkError::Secret { .. }) => EXIT_USAGE,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spark::SparkError;
+
+    fn code(e: Error) -> ExitCode {
+        e.exit_code()
+    }
+
+    #[test]
+    fn each_kind_of_failure_has_its_own_code() {
+        assert_eq!(code(Error::Usage("x".into())), ExitCode::from(EXIT_USAGE));
+        assert_eq!(
+            code(Error::Spark(SparkError::Checksum("x".into()))),
+            ExitCode::from(EXIT_DOWNLOAD)
+        );
+        assert_eq!(
+            code(Error::Spark(SparkError::Push("mismatch".into()))),
+            ExitCode::from(EXIT_DOWNLOAD)
+        );
+        assert_eq!(
+            code(Error::Spark(SparkError::S3("denied".into()))),
+            ExitCode::from(EXIT_CLOUD)
+        );
+        let discovery = InventoryError::Discovery {
+            source_name: "aws".into(),
+            message: "no group".into(),
+        };
+        assert_eq!(
+            code(Error::Inventory(discovery)),
+            ExitCode::from(EXIT_CLOUD)
+        );
+        let file = InventoryError::LimitMatchesNothing("x".into());
+        assert_eq!(code(Error::Inventory(file)), ExitCode::from(EXIT_USAGE));
     }
 }

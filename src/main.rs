@@ -2,10 +2,10 @@
 //!
 //! `main` only parses flags, calls [`run`] and maps the result to a documented exit code.
 
-mod apply;
 mod cli;
 mod commands;
 mod config;
+mod engine;
 mod error;
 mod facts;
 mod harden;

@@ -3,68 +3,75 @@
 
 use std::process::ExitCode;
 
-use crate::apply::HostState;
+use serde::Serialize;
+
 use crate::cli::ExecArgs;
 use crate::error::{Error, EXIT_HOST_FAILED};
-use crate::shell::{self, Privilege};
+use crate::shell;
 
 use super::Target;
+
+/// One host's answer (`exec --json`, schema 1).
+#[derive(Debug, Default, Serialize)]
+struct ExecResult {
+    name: String,
+    exit_status: Option<i32>,
+    stdout: String,
+    stderr: String,
+    unreachable: bool,
+}
 
 pub fn run(args: &ExecArgs) -> Result<ExitCode, Error> {
     let target = Target::resolve(&args.common)?;
     let selected = target.inventory.select(args.common.limit.as_deref())?;
     let command = shell::join(&args.command);
-    let privilege = if args.sudo {
-        Privilege::Root
-    } else {
-        Privilege::AsLogin
-    };
-    let (results, _) = target.each_host(&selected, move |run, _| {
-        let Some(conn) = run.conn.as_ref() else {
-            return;
+    let sudo = args.sudo;
+    let engine = target.engine(&selected, false)?;
+    let items = engine
+        .nodes(&selected)
+        .into_iter()
+        .map(|n| (n, ExecResult::default()))
+        .collect();
+    let results = engine.each(items, move |node, result| {
+        let out = if sudo {
+            node.run(&command, None)
+        } else {
+            node.run_as_login(&command)
         };
-        match conn.run(&command, privilege, None) {
-            Ok(out) => run.output = Some(out),
-            Err(e) => run.state = HostState::Failed(e.to_string()),
+        if let Some(o) = out {
+            result.exit_status = Some(o.exit_status);
+            result.stdout = o.stdout;
+            result.stderr = o.stderr;
         }
-    })?;
+    });
     let mut failed = false;
     let mut doc = Vec::new();
-    for r in &results {
-        let (status, stdout, stderr) = match (&r.state, &r.output) {
-            (HostState::Running, Some(o)) => {
-                (Some(o.exit_status), o.stdout.clone(), o.stderr.clone())
-            }
-            (HostState::Failed(e) | HostState::Unreachable(e), _) => {
-                (None, String::new(), e.clone())
-            }
-            _ => (None, String::new(), String::new()),
-        };
-        failed |= status != Some(0);
-        if args.common.json {
-            doc.push(serde_json::json!({"name": r.host.name, "exit_status": status, "stdout": stdout, "stderr": stderr, "unreachable": matches!(r.state, HostState::Unreachable(_))}));
-        } else {
-            let head = match status {
-                Some(s) => format!("{} | exit {s}", r.host.name),
-                None => format!("{} | FAILED", r.host.name),
-            };
-            println!(
-                "{head}\n{}{}",
-                stdout,
-                if stderr.is_empty() {
-                    String::new()
-                } else {
-                    format!("stderr: {stderr}\n")
-                }
-            );
+    for (node, mut r) in results {
+        r.name = node.host.name.clone();
+        if let Some(e) = node.error() {
+            r.exit_status = None;
+            r.stderr = e.to_string();
+            r.unreachable = node.unreachable();
         }
+        failed |= r.exit_status != Some(0);
+        if args.common.json {
+            doc.push(r);
+            continue;
+        }
+        let head = match r.exit_status {
+            Some(s) => format!("{} | exit {s}", r.name),
+            None => format!("{} | FAILED", r.name),
+        };
+        let stderr = if r.stderr.is_empty() {
+            String::new()
+        } else {
+            format!("stderr: {}\n", r.stderr)
+        };
+        println!("{head}\n{}{stderr}", r.stdout);
     }
     if args.common.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({"schema": 1, "hosts": doc}))
-                .unwrap_or_default()
-        );
+        let doc = serde_json::json!({"schema": 1, "hosts": doc});
+        println!("{}", serde_json::to_string_pretty(&doc).unwrap_or_default());
     }
     Ok(ExitCode::from(if failed { EXIT_HOST_FAILED } else { 0 }))
 }

@@ -11,8 +11,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::apply::{self, HostRun, HostState, Prepared, Settings};
 use crate::cli::HardenArgs;
+use crate::engine::{Engine, Node};
 use crate::error::Error;
 use crate::harden::checks::{self, AuditContext};
 use crate::harden::config::HardenConfig;
@@ -20,13 +20,11 @@ use crate::harden::facts::{self, HostFacts};
 use crate::harden::fix::{self, FixPlan};
 use crate::harden::operator::OperatorKeys;
 use crate::harden::report::{self, Report};
-use crate::harden::{imds, keys, sshd, Ledgers, Verdict};
+use crate::harden::{imds, sshd, Ledgers, Verdict};
 use crate::inventory::NodeRole;
-use crate::plan::PlanOptions;
-use crate::report::{HostBar, Progress};
-use crate::roles::EvalContext;
+use crate::roles::Library;
 use crate::shell::harden as sh;
-use crate::transport::KnownHosts;
+use crate::spark::layout::Layout;
 
 use super::Target;
 
@@ -37,99 +35,80 @@ struct Shared {
     operator: OperatorKeys,
     spark_managed: bool,
     config_version: String,
+    layout: Layout,
     ledgers: Ledgers,
 }
 
 type Verdicts = BTreeMap<&'static str, Verdict>;
 
 /// Runs the probe (and, on a real EC2 instance only, the metadata probe) and audits every check.
-fn audit(run: &mut HostRun, shared: &Shared) -> Option<(HostFacts, Verdicts)> {
-    run.bar.set("auditing");
-    let out = run.run(&sh::audit_script(sshd::DROPIN), None)?;
+fn audit(node: &mut Node, shared: &Shared) -> Option<(HostFacts, Verdicts)> {
+    node.bar.set("auditing");
+    let out = node.run(&sh::audit_script(sshd::DROPIN, &shared.layout), None)?;
     let mut facts = match facts::parse(&out.stdout) {
         Ok(f) => f,
         Err(e) => {
-            run.state = HostState::Failed(format!("{e}; stderr: {}", out.stderr.trim()));
+            node.fail(format!("{e}; stderr: {}", out.stderr.trim()));
             return None;
         }
     };
-    if imds::may_probe(&facts.dmi, &run.host.address) {
-        let answer = run.run(&sh::imds_script(), None)?;
+    if imds::may_probe(&facts.dmi, &node.host.address) {
+        let answer = node.run(&sh::imds_script(), None)?;
         facts.imds = Some(imds::parse_probe(&answer.stdout));
     }
-    let operator = shared.operator.for_host(&run.host);
+    let operator = shared.operator.for_host(&node.host);
     let ctx = AuditContext {
-        address: &run.host.address,
-        login_is_root: run.host.user == "root",
+        address: &node.host.address,
+        login_is_root: node.host.user == "root",
         operator: &operator,
         spark_managed: shared.spark_managed,
         config_version: &shared.config_version,
         skipped: &shared.skipped,
         sshd_extra: &shared.config.sshd_extra,
+        layout: &shared.layout,
     };
     let verdicts = checks::audit_all(&facts, &ctx);
     Some((facts, verdicts))
 }
 
-/// Copies each run's failure into its ledger (the first error wins).
-fn record_states(runs: &[HostRun], shared: &Shared) {
-    for r in runs {
-        let (error, unreachable) = match &r.state {
-            HostState::Running => continue,
-            HostState::Failed(e) => (e.clone(), false),
-            HostState::Unreachable(e) => (e.clone(), true),
+/// Copies each node's failure into its ledger (the first error wins).
+fn record_states<T>(items: &[(Node, T)], shared: &Shared) {
+    for (node, _) in items {
+        let Some(error) = node.error() else {
+            continue;
         };
-        shared.ledgers.update(&r.host.name, |l| {
-            l.error.get_or_insert(error);
+        let unreachable = node.unreachable();
+        shared.ledgers.update(&node.host.name, |l| {
+            l.error.get_or_insert(error.to_string());
             l.unreachable |= unreachable;
         });
     }
 }
 
-/// Everything the phases share: the engine's pieces, and the per-host progress lines.
+/// The engine and what the phases share.
 struct Run {
     shared: Arc<Shared>,
-    prep: Arc<Prepared>,
-    known: Arc<KnownHosts>,
-    settings: Settings,
-    runtime: tokio::runtime::Runtime,
-    bars: BTreeMap<String, HostBar>,
+    engine: Engine,
 }
 
 impl Run {
-    fn runs_for(&self, names: &BTreeSet<String>) -> Vec<HostRun> {
-        self.prep
-            .inventory
-            .hosts()
-            .filter(|h| names.contains(&h.name))
-            .filter_map(|h| {
-                let bar = self.bars.get(&h.name)?.clone();
-                Some(HostRun::new(h.clone(), Default::default(), bar))
-            })
-            .collect()
-    }
-
-    fn each<F>(&self, runs: Vec<HostRun>, work: F) -> Vec<HostRun>
+    fn each<T, F>(&self, items: Vec<(Node, T)>, work: F) -> Vec<(Node, T)>
     where
-        F: Fn(&mut HostRun, &Prepared) + Send + Sync + 'static,
+        T: Send + 'static,
+        F: Fn(&mut Node, &mut T) + Send + Sync + 'static,
     {
-        let runs = self.runtime.block_on(apply::for_each_host(
-            runs,
-            &self.prep,
-            &self.known,
-            &self.settings,
-            work,
-        ));
-        record_states(&runs, &self.shared);
-        runs
+        let items = self.engine.each(items, work);
+        record_states(&items, &self.shared);
+        items
     }
 
-    /// Phase 1 (`after` false) and 4 (`after` true): audit `names` over new sessions.
-    fn audit(&self, names: &BTreeSet<String>, after: bool) -> Vec<HostRun> {
+    /// Phase 1 (`after` false) and 4 (`after` true): audit the nodes.
+    fn audit(&self, nodes: Vec<Node>, after: bool) -> Vec<Node> {
         let s = self.shared.clone();
-        self.each(self.runs_for(names), move |run, _| {
-            if let Some((facts, verdicts)) = audit(run, &s) {
-                s.ledgers.update(&run.host.name, |l| {
+        let items = nodes.into_iter().map(|n| (n, ())).collect();
+        self.each(items, move |node, _| {
+            if let Some((facts, verdicts)) = audit(node, &s) {
+                s.ledgers.update(&node.host.name, |l| {
                     if after {
                         l.after = verdicts;
                     } else {
@@ -139,18 +118,24 @@ impl Run {
                 });
             }
         })
+        .into_iter()
+        .map(|(n, _)| n)
+        .collect()
     }
 
-    /// Phase 2: each host's own fixes, over the sessions the audit opened.
-    fn fix(&self, runs: Vec<HostRun>, rotate: Option<String>) -> Vec<HostRun> {
-        let (s, k) = (self.shared.clone(), self.known.clone());
-        self.each(runs, move |run, prep| {
-            let Some((facts, before)) = s.ledgers.update(&run.host.name, |l| {
+    /// Phase 2: each host's own fixes, over the sessions the audit opened. Returns the nodes
+    /// and the notes the fixes left.
+    fn fix(&self, nodes: Vec<Node>, rotate: Option<String>) -> (Vec<Node>, Vec<String>) {
+        let s = self.shared.clone();
+        let (ssh, known) = (self.engine.config.ssh.clone(), self.engine.known.clone());
+        let items = nodes.into_iter().map(|n| (n, Vec::new())).collect();
+        let items = self.each(items, move |node, notes: &mut Vec<String>| {
+            let Some((facts, before)) = s.ledgers.update(&node.host.name, |l| {
                 l.facts.clone().map(|f| (f, l.before.clone()))
             }) else {
                 return;
             };
-            let operator = s.operator.for_host(&run.host);
+            let operator = s.operator.for_host(&node.host);
             let plan = FixPlan {
                 before: &before,
                 facts: &facts,
@@ -159,24 +144,34 @@ impl Run {
                 sshd_extra: &s.config.sshd_extra,
                 rotate_cluster_key: rotate
                     .as_deref()
-                    .filter(|_| run.host.role == NodeRole::Master),
+                    .filter(|_| node.host.role == NodeRole::Master),
+                layout: &s.layout,
             };
-            let outcome = fix::apply(run, &plan, &prep.config.ssh, &k);
-            s.ledgers.update(&run.host.name, |l| {
+            let outcome = fix::apply(node, &plan, &ssh, &known);
+            s.ledgers.update(&node.host.name, |l| {
                 l.changed += outcome.changed;
                 l.fix_errors.extend(outcome.errors);
             });
-            let name = run.host.name.clone();
-            run.notes
-                .extend(outcome.notes.into_iter().map(|n| format!("{name}: {n}")));
-        })
+            let name = node.host.name.clone();
+            notes.extend(outcome.notes.into_iter().map(|n| format!("{name}: {n}")));
+        });
+        let mut notes = Vec::new();
+        let nodes = items
+            .into_iter()
+            .map(|(n, mut v)| {
+                notes.append(&mut v);
+                n
+            })
+            .collect();
+        (nodes, notes)
     }
 }
 
-fn alive(runs: &[HostRun]) -> BTreeSet<String> {
-    runs.iter()
-        .filter(|r| r.alive())
-        .map(|r| r.host.name.clone())
+fn alive(nodes: &[Node]) -> BTreeSet<String> {
+    nodes
+        .iter()
+        .filter(|n| n.alive())
+        .map(|n| n.host.name.clone())
         .collect()
 }
 
@@ -184,7 +179,7 @@ fn alive(runs: &[HostRun]) -> BTreeSet<String> {
 /// converge that follows can generate and authorize a new one. Returns the key path, or a note.
 fn rotation(
     shared: &Shared,
-    prep: &Prepared,
+    engine: &Engine,
     alive: &BTreeSet<String>,
 ) -> Result<Option<String>, String> {
     let id = "ssh-seed-keys";
@@ -196,42 +191,39 @@ fn rotation(
     if !seed_found || shared.skipped.contains(id) {
         return Ok(None);
     }
-    let roles = &prep.config.roles;
+    let roles = &engine.config.roles;
     if !["spark-keygen", "spark-authorize"]
         .iter()
         .all(|r| roles.iter().any(|x| x == r))
     {
         return Err("the cluster key was not rotated: the config's roles do not include spark-keygen and spark-authorize".into());
     }
-    if !alive.contains(&prep.inventory.master.name) {
+    if !alive.contains(&engine.inventory.master.name) {
         return Err("the cluster key was not rotated: the master is not selected (or failed); run harden on the master too".into());
     }
-    Ok(Some(keys::CLUSTER_KEY.to_string()))
+    Ok(Some(shared.layout.cluster_key.clone()))
 }
 
-/// Runs the converge that carries the Spark fixes (and regenerates a deleted cluster key),
-/// recording each host's changes and errors; returns notes for the report.
-fn converge_phase(r: &Run, alive: &BTreeSet<String>, rotated: bool) -> Vec<String> {
-    let (shared, prep) = (&r.shared, &r.prep);
-    let outcome = match crate::harden::converge::run(
-        &prep.config,
-        &prep.inventory,
-        &r.known,
-        alive,
-        &r.runtime,
-    ) {
+/// Runs the converge that carries the Spark fixes (and regenerates a deleted cluster key) on the
+/// live nodes, recording each host's changes and errors; returns the nodes and notes.
+fn converge_phase(r: &Run, nodes: Vec<Node>, rotated: bool) -> (Vec<Node>, Vec<String>) {
+    let shared = &r.shared;
+    let (live, mut rest): (Vec<Node>, Vec<Node>) = nodes.into_iter().partition(Node::alive);
+    let names: Vec<String> = live.iter().map(|n| n.host.name.clone()).collect();
+    let (outcome, mut nodes) = match crate::harden::converge::run(&r.engine, live) {
         Ok(o) => o,
         Err(e) => {
-            for name in alive {
+            for name in &names {
                 shared.ledgers.update(name, |l| {
                     l.error.get_or_insert(format!(
                         "the converge for the Spark fixes could not start: {e}"
                     ));
                 });
             }
-            return Vec::new();
+            return (rest, Vec::new());
         }
     };
+    nodes.append(&mut rest);
     for (name, n) in &outcome.changed {
         shared.ledgers.update(name, |l| l.changed += n);
     }
@@ -241,10 +233,10 @@ fn converge_phase(r: &Run, alive: &BTreeSet<String>, rotated: bool) -> Vec<Strin
         });
     }
     let mut notes = outcome.notes;
-    if rotated && !outcome.errors.contains_key(&prep.inventory.master.name) {
+    if rotated && !outcome.errors.contains_key(&r.engine.inventory.master.name) {
         notes.push("rotated the cluster key: converge generated a new one on the master and authorized it on the workers".into());
     }
-    notes
+    (nodes, notes)
 }
 
 pub fn run(args: &HardenArgs) -> Result<ExitCode, Error> {
@@ -255,83 +247,72 @@ pub fn run(args: &HardenArgs) -> Result<ExitCode, Error> {
         &target.config.path.display().to_string(),
     )?;
     let selected = target.inventory.select(args.common.limit.as_deref())?;
-    let (forks, keep_sessions, note) = apply::plan_concurrency(target.config.forks, selected.len());
-    if let Some(n) = note {
-        eprintln!("sparkboot: note: {n}");
-    }
-    let progress = Progress::new(!args.common.json);
+    let layout = Layout::load(&Library {
+        roles_dir: target.config.roles_dir.clone(),
+        templates_dir: target.config.templates_dir.clone(),
+    })?;
+    let shared = Arc::new(Shared {
+        skipped: config.skipped_ids(),
+        config,
+        operator: OperatorKeys::load(&target.inventory, target.config.ssh.use_agent),
+        spark_managed: target.config.roles.iter().any(|r| r == "spark"),
+        config_version: target.config.spark.version.clone(),
+        layout,
+        ledgers: Ledgers::default(),
+    });
     let r = Run {
-        shared: Arc::new(Shared {
-            skipped: config.skipped_ids(),
-            config,
-            operator: OperatorKeys::load(&target.inventory, target.config.ssh.use_agent),
-            spark_managed: target.config.roles.iter().any(|r| r == "spark"),
-            config_version: target.config.spark.version.clone(),
-            ledgers: Ledgers::default(),
-        }),
-        settings: Settings {
-            check: args.check,
-            forks,
-            max_handshakes: target.config.max_handshakes,
-            keep_sessions,
-        },
-        known: Arc::new(target.known_hosts),
-        bars: target
-            .inventory
-            .hosts()
-            .filter(|h| selected.contains(&h.name))
-            .map(|h| (h.name.clone(), progress.host(&h.name)))
-            .collect(),
-        prep: Arc::new(Prepared {
-            eval: EvalContext::empty(),
-            roles: Vec::new(),
-            options: PlanOptions::default(),
-            extra: serde_json::Value::Null,
-            diff: false,
-            config: target.config,
-            inventory: target.inventory,
-        }),
-        runtime: super::converge::runtime()?,
+        shared,
+        engine: target.engine(&selected, !args.common.json)?,
     };
     let mut notes = Vec::new();
-    let mut runs = r.audit(&selected, false);
+    let mut nodes = r.audit(r.engine.nodes(&selected), false);
     if !args.check {
-        let rotate = rotation(&r.shared, &r.prep, &alive(&runs)).unwrap_or_else(|n| {
+        let rotate = rotation(&r.shared, &r.engine, &alive(&nodes)).unwrap_or_else(|n| {
             notes.push(n);
             None
         });
         let rotated = rotate.is_some();
-        runs = r.fix(runs, rotate);
-        notes.extend(runs.iter().flat_map(|run| run.notes.iter().cloned()));
-        let alive = alive(&runs);
+        let (fixed, fix_notes) = r.fix(nodes, rotate);
+        nodes = fixed;
+        notes.extend(fix_notes);
+        let live = alive(&nodes);
         let due = rotated
             || r.shared.ledgers.lock().iter().any(|(name, l)| {
-                alive.contains(name) && fix::converge_due(&l.before, &r.shared.skipped)
+                live.contains(name) && fix::converge_due(&l.before, &r.shared.skipped)
             });
-        if due && !alive.is_empty() {
-            r.bars
-                .values()
-                .for_each(|b| b.set("converging (Spark settings)"));
-            notes.extend(converge_phase(&r, &alive, rotated));
+        if due && !live.is_empty() {
+            for n in &nodes {
+                n.bar.set("converging (Spark settings)");
+            }
+            let (after, converge_notes) = converge_phase(&r, nodes, rotated);
+            nodes = after;
+            notes.extend(converge_notes);
         }
+        // The re-audit opens new sessions: it must see what a fresh login sees.
         let reachable: BTreeSet<String> = (r.shared.ledgers.lock().iter())
             .filter(|(_, l)| !l.unreachable && l.facts.is_some())
             .map(|(n, _)| n.clone())
             .collect();
-        runs = r.audit(&reachable, true);
+        let again: Vec<Node> = nodes
+            .into_iter()
+            .filter(|n| reachable.contains(&n.host.name))
+            .map(|mut n| {
+                n.reset();
+                n.disconnect();
+                n
+            })
+            .collect();
+        nodes = r.audit(again, true);
     }
-    apply::finish_bars(&runs);
-    for (name, bar) in &r.bars {
-        if !runs.iter().any(|run| &run.host.name == name) {
-            bar.finish("done");
-        }
+    for n in &nodes {
+        n.finish_bar();
     }
-    progress.clear();
+    r.engine.progress.clear();
 
     let ledgers = std::mem::take(&mut *r.shared.ledgers.lock());
     let empty = Default::default();
     let hosts = r
-        .prep
+        .engine
         .inventory
         .hosts()
         .filter(|h| selected.contains(&h.name))

@@ -8,17 +8,13 @@ pub mod inventory;
 pub mod ssh;
 pub mod status;
 
-use crate::cli::CommonArgs;
 use std::collections::BTreeSet;
-use std::sync::Arc;
 
-use crate::apply::{self, HostRun, Prepared, Settings};
+use crate::cli::CommonArgs;
 use crate::config::Config;
+use crate::engine::Engine;
 use crate::error::Error;
 use crate::inventory::Inventory;
-use crate::plan::PlanOptions;
-use crate::report::Progress;
-use crate::roles::EvalContext;
 use crate::transport::KnownHosts;
 
 /// Config, inventory and known_hosts, resolved from the common flags.
@@ -66,47 +62,15 @@ impl Target {
 }
 
 impl Target {
-    /// Runs `work` on each selected host over the engine's pooled, pinned sessions, without
-    /// roles: the shared path of the commands that only look or run one thing (`exec`,
-    /// `status`). Returns the finished runs and the run's shared state.
-    pub fn each_host<F>(
-        self,
-        selected: &BTreeSet<String>,
-        work: F,
-    ) -> Result<(Vec<HostRun>, Arc<Prepared>), Error>
-    where
-        F: Fn(&mut HostRun, &Prepared) + Send + Sync + 'static,
-    {
-        let (forks, keep_sessions, note) =
-            apply::plan_concurrency(self.config.forks, selected.len());
-        if let Some(n) = note {
-            eprintln!("sparkboot: note: {n}");
-        }
-        let settings = Settings {
-            check: false,
-            forks,
-            max_handshakes: self.config.max_handshakes,
-            keep_sessions,
-        };
-        let known = Arc::new(self.known_hosts);
-        let prep = Arc::new(Prepared {
-            eval: EvalContext::empty(),
-            roles: Vec::new(),
-            options: PlanOptions::default(),
-            extra: serde_json::Value::Null,
-            diff: false,
-            config: self.config,
-            inventory: self.inventory,
-        });
-        let progress = Progress::new(false);
-        let runs: Vec<HostRun> = prep
-            .inventory
-            .hosts()
-            .filter(|h| selected.contains(&h.name))
-            .map(|h| HostRun::new(h.clone(), Default::default(), progress.host(&h.name)))
-            .collect();
-        let runs = converge::runtime()?
-            .block_on(apply::for_each_host(runs, &prep, &known, &settings, work));
-        Ok((runs, prep))
+    /// The engine for `selected` hosts: concurrency fitted to the fd limit, sessions pinned to
+    /// this target's known_hosts.
+    pub fn engine(self, selected: &BTreeSet<String>, show_progress: bool) -> Result<Engine, Error> {
+        Engine::new(
+            self.config,
+            self.inventory,
+            self.known_hosts,
+            selected.len(),
+            show_progress,
+        )
     }
 }

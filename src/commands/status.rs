@@ -6,11 +6,12 @@ use std::process::ExitCode;
 
 use serde::Serialize;
 
-use crate::apply::HostState;
 use crate::cli::StatusArgs;
 use crate::error::{Error, EXIT_HOST_FAILED};
 use crate::inventory::NodeRole;
-use crate::shell::ops;
+use crate::roles::Library;
+use crate::shell;
+use crate::spark::layout::Layout;
 use crate::spark::registration::alive_workers;
 
 use super::Target;
@@ -36,23 +37,24 @@ struct Drift {
     unexpected: Vec<String>,
 }
 
-fn daemon(role: NodeRole) -> (&'static str, &'static str) {
-    match role {
-        NodeRole::Master => (
-            "/var/lib/spark/run/spark-spark-org.apache.spark.deploy.master.Master-1.pid",
-            "org.apache.spark.deploy.master.Master",
-        ),
-        NodeRole::Worker => (
-            "/var/lib/spark/run/spark-spark-org.apache.spark.deploy.worker.Worker-1.pid",
-            "org.apache.spark.deploy.worker.Worker",
-        ),
-    }
+/// What the probe of one node found.
+#[derive(Debug, Default)]
+struct Probe {
+    version: Option<String>,
+    running: bool,
+    /// On the master: the workers its status page lists as ALIVE.
+    alive: Option<BTreeSet<String>>,
 }
 
 pub fn run(args: &StatusArgs) -> Result<ExitCode, Error> {
     let target = Target::resolve(&args.common)?;
     let selected = target.inventory.select(args.common.limit.as_deref())?;
     let webui = target.config.spark.master_webui_port;
+    // The daemons, paths and names come from the roles' layout, as converge used them.
+    let layout = Layout::load(&Library {
+        roles_dir: target.config.roles_dir.clone(),
+        templates_dir: target.config.templates_dir.clone(),
+    })?;
     let workers: BTreeSet<String> = target
         .inventory
         .workers
@@ -60,45 +62,49 @@ pub fn run(args: &StatusArgs) -> Result<ExitCode, Error> {
         .map(|w| w.address.clone())
         .collect();
     let inventory_workers = target.inventory.workers.len();
-    let (runs, _) = target.each_host(&selected, move |run, _| {
-        let (pidfile, class) = daemon(run.host.role);
-        if let Some(out) = run.run(&ops::spark_status(pidfile, class), None) {
-            run.output = Some(out);
-        }
-        if run.host.role == NodeRole::Master && run.alive() {
-            let script = crate::spark::cluster::status_script(&run.host.address, webui);
-            if let Some(out) = run.run(&script, None) {
-                run.registered = alive_workers(&out.stdout).ok();
-            }
-        }
-    })?;
-    let mut nodes = Vec::new();
-    let mut registered = None;
-    for r in &runs {
-        let text = r
-            .output
-            .as_ref()
-            .map(|o| o.stdout.clone())
-            .unwrap_or_default();
+    let engine = target.engine(&selected, false)?;
+    let items = engine
+        .nodes(&selected)
+        .into_iter()
+        .map(|n| (n, Probe::default()))
+        .collect();
+    let runs = engine.each(items, move |node, probe| {
+        let daemon = match node.host.role {
+            NodeRole::Master => layout.daemon(&layout.master),
+            NodeRole::Worker => layout.daemon(&layout.worker),
+        };
+        let Some(out) = node.run(&shell::spark::node_status(&layout, &daemon), None) else {
+            return;
+        };
         let field = |k: &str| {
-            text.lines()
+            out.stdout
+                .lines()
                 .find_map(|l| l.strip_prefix(&format!("{k}=")))
                 .map(str::to_string)
         };
-        let error = match &r.state {
-            HostState::Running => None,
-            HostState::Failed(e) | HostState::Unreachable(e) => Some(e.clone()),
-        };
-        if r.host.role == NodeRole::Master {
-            registered = r.registered.clone();
+        probe.version = field("version").filter(|v| !v.is_empty());
+        probe.running = field("running").as_deref() == Some("yes");
+        if node.host.role == NodeRole::Master {
+            let script = shell::spark::status_page(&node.host.address, webui);
+            if let Some(out) = node.run(&script, None) {
+                probe.alive = alive_workers(&out.stdout).ok();
+            }
+        }
+    });
+    let mut nodes = Vec::new();
+    let mut registered = None;
+    for (node, probe) in runs {
+        let error = node.error().map(str::to_string);
+        if node.host.role == NodeRole::Master {
+            registered = probe.alive.clone();
         }
         nodes.push(NodeStatus {
-            name: r.host.name.clone(),
-            address: r.host.address.clone(),
-            role: r.host.role.as_str().into(),
+            name: node.host.name.clone(),
+            address: node.host.address.clone(),
+            role: node.host.role.as_str().into(),
             reachable: error.is_none(),
-            spark_version: field("version").filter(|v| !v.is_empty()),
-            daemon_running: field("running").as_deref() == Some("yes"),
+            spark_version: probe.version,
+            daemon_running: probe.running,
             error,
         });
     }

@@ -9,7 +9,7 @@ mod parse;
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Deserializer, Serialize};
 use thiserror::Error;
 
 pub use parse::{parse, parse_content};
@@ -37,6 +37,9 @@ pub struct ProbeRequest {
     pub contents: BTreeSet<String>,
     /// Users whose `~/.ssh/authorized_keys` the plan needs (home resolved on the host).
     pub authorized_keys: BTreeSet<String>,
+    /// Read-only commands whose output the engine wants from the same round trip (the
+    /// master's status page), by name. Built in `shell`, never from user input.
+    pub observe: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -48,7 +51,8 @@ pub struct ServiceProbe {
     pub systemd_unit: Option<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SystemFacts {
     pub os_id: String,
     pub os_version: String,
@@ -64,18 +68,34 @@ pub struct SystemFacts {
     pub java_major: u32,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "type", rename_all = "lowercase")]
+/// A mode as a number, or (in golden case files) as an octal string such as "0750".
+fn octal<'de, D: Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Mode {
+        Number(u32),
+        Octal(String),
+    }
+    match Mode::deserialize(d)? {
+        Mode::Number(n) => Ok(n),
+        Mode::Octal(s) => u32::from_str_radix(&s, 8).map_err(serde::de::Error::custom),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum PathFact {
     Absent,
     Dir {
         owner: String,
         group: String,
+        #[serde(deserialize_with = "octal")]
         mode: u32,
     },
     File {
         owner: String,
         group: String,
+        #[serde(deserialize_with = "octal")]
         mode: u32,
         sha256: String,
     },
@@ -85,7 +105,8 @@ pub enum PathFact {
     Other,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct UserFact {
     pub uid: u32,
     pub gid: u32,
@@ -93,14 +114,16 @@ pub struct UserFact {
     pub shell: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ServiceFact {
     pub running: bool,
     pub pid: Option<u32>,
 }
 
-/// The parsed probe.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+/// The parsed probe. Deserializable so golden plan cases can state facts as data.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Facts {
     pub system: SystemFacts,
     pub paths: BTreeMap<String, PathFact>,
@@ -116,6 +139,8 @@ pub struct Facts {
     pub contents: BTreeMap<String, Option<String>>,
     /// User -> text of their authorized_keys, `None` when absent.
     pub authorized_keys: BTreeMap<String, Option<String>>,
+    /// Name -> stdout of an observed command (see `ProbeRequest::observe`).
+    pub observed: BTreeMap<String, String>,
 }
 
 impl Facts {

@@ -83,6 +83,11 @@ pub fn parse(request: &ProbeRequest, output: &str) -> Result<Facts, FactError> {
             .authorized_keys
             .insert(user.clone(), parse_content(get("authorized_keys", i)?)?);
     }
+    for (i, name) in request.observe.keys().enumerate() {
+        facts
+            .observed
+            .insert(name.clone(), get("observe", i)?.to_string());
+    }
     Ok(facts)
 }
 

@@ -10,6 +10,7 @@ use super::facts::HostFacts;
 use super::perms::{self, Area};
 use super::sshd::{self, SshdConfig};
 use super::{imds, keys, spark, Severity, Verdict};
+use crate::spark::layout::Layout;
 
 /// How `sparkboot harden` (without `--check`) repairs a failing check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,6 +41,8 @@ pub struct AuditContext<'a> {
     /// `[harden.skip]` ids and `sshd_extra` lines: what the drop-in should hold.
     pub skipped: &'a BTreeSet<String>,
     pub sshd_extra: &'a [String],
+    /// Where Spark lives (the spark role's layout): paths, owners and modes to check.
+    pub layout: &'a Layout,
 }
 
 pub struct Check {
@@ -70,9 +73,10 @@ fn spark_props(f: &HostFacts, c: &AuditContext) -> Result<BTreeMap<String, Strin
     }
     match &f.spark_defaults {
         Some(text) => Ok(spark::parse_properties(text)),
-        None => Err(Verdict::Fail(
-            "/opt/spark/conf/spark-defaults.conf is missing".into(),
-        )),
+        None => Err(Verdict::Fail(format!(
+            "{} is missing",
+            c.layout.conf_file("spark-defaults.conf")
+        ))),
     }
 }
 
@@ -112,7 +116,7 @@ fn dropin_current(f: &HostFacts, c: &AuditContext) -> Verdict {
 }
 
 fn seed_keys(f: &HostFacts, c: &AuditContext) -> Verdict {
-    let a = keys::audit(f, c.operator);
+    let a = keys::audit(f, c.operator, &c.layout.cluster_key);
     if a.seed_private.is_empty() {
         return Verdict::Pass("no key pair whose public half is authorized on the node".into());
     }
@@ -133,7 +137,7 @@ fn seed_keys(f: &HostFacts, c: &AuditContext) -> Verdict {
 }
 
 fn unmanaged_keys(f: &HostFacts, c: &AuditContext) -> Verdict {
-    let a = keys::audit(f, c.operator);
+    let a = keys::audit(f, c.operator, &c.layout.cluster_key);
     if a.unmanaged.is_empty() {
         Verdict::Pass(
             "no keys besides the operator's, sparkboot's and those in ssh-seed-keys".into(),
@@ -143,15 +147,15 @@ fn unmanaged_keys(f: &HostFacts, c: &AuditContext) -> Verdict {
     }
 }
 
-fn file_perms(f: &HostFacts, area: Area) -> Verdict {
+fn file_perms(f: &HostFacts, area: Area, layout: &Layout) -> Verdict {
     if area == Area::Ssh && !f.refused.is_empty() {
         return Verdict::Fail(format!(
             "not audited, because reading them would follow paths other users control: {}",
             f.refused.join("; ")
         ));
     }
-    let r = perms::repairs(&f.stats, &f.homes, area);
-    perms::verdict(&r, perms::checked(&f.stats, &f.homes, area))
+    let r = perms::repairs(&f.stats, &f.homes, area, layout);
+    perms::verdict(&r, perms::checked(&f.stats, &f.homes, area, layout))
 }
 
 pub static CHECKS: &[Check] = &[
@@ -269,7 +273,10 @@ pub static CHECKS: &[Check] = &[
             Err(v) => v,
             Ok(_) => match &f.spark_env {
                 Some(text) => spark::bind_address(&spark::parse_env(text), c.address),
-                None => Verdict::Fail("/opt/spark/conf/spark-env.sh is missing".into()),
+                None => Verdict::Fail(format!(
+                    "{} is missing",
+                    c.layout.conf_file("spark-env.sh")
+                )),
             },
         },
     },
@@ -279,17 +286,17 @@ pub static CHECKS: &[Check] = &[
         title: "SSH configs, host keys and ~/.ssh have safe owners and modes",
         fix: Fix::Permissions(Area::Ssh),
         fix_text: "chown to the owner and remove extra bits: sshd config 0644, host keys 0640, ~/.ssh 0700, keys and authorized_keys 0600",
-        audit: |f, _| file_perms(f, Area::Ssh),
+        audit: |f, c| file_perms(f, Area::Ssh, c.layout),
     },
     Check {
         id: "spark-file-perms",
         severity: Severity::High,
         title: "Spark's config, secret, keys and directories belong to spark and are not world-readable",
         fix: Fix::Permissions(Area::Spark),
-        fix_text: "chown spark and remove extra bits: spark-defaults.conf 0600, spark-env.sh 0640, Spark dirs 0750, ~spark/.ssh 0700",
+        fix_text: "chown and remove extra bits, as the spark role's [layout] says: spark-defaults.conf and spark-env.sh root with modes.conf (0640), Spark dirs the Spark user with modes.dirs (0750), its ~/.ssh 0700",
         audit: |f, c| {
             if c.spark_managed {
-                file_perms(f, Area::Spark)
+                file_perms(f, Area::Spark, c.layout)
             } else {
                 Verdict::NotApplicable("the config's roles do not include spark".into())
             }
@@ -336,6 +343,7 @@ mod tests {
     #[test]
     fn an_empty_probe_fails_closed_except_where_not_applicable() {
         let op = BTreeSet::new();
+        let layout = crate::spark::layout::tests::builtin();
         let ctx = AuditContext {
             address: "192.0.2.5",
             login_is_root: false,
@@ -344,6 +352,7 @@ mod tests {
             config_version: "3.5.7",
             skipped: &BTreeSet::new(),
             sshd_extra: &[],
+            layout: &layout,
         };
         let v = audit_all(&HostFacts::default(), &ctx);
         assert!(v["ssh-password-auth"].failed());
@@ -364,6 +373,7 @@ mod tests {
     #[test]
     fn a_drop_in_that_no_longer_matches_the_config_fails() {
         let op = BTreeSet::new();
+        let layout = crate::spark::layout::tests::builtin();
         let extra = vec!["AllowUsers root".to_string()];
         let ctx = AuditContext {
             address: "192.0.2.5",
@@ -373,6 +383,7 @@ mod tests {
             config_version: "3.5.7",
             skipped: &BTreeSet::new(),
             sshd_extra: &extra,
+            layout: &layout,
         };
         let written = sshd::render_dropin(
             &BTreeSet::new(),

@@ -1,18 +1,14 @@
 //! The Spark fixes are a converge: the hardened properties live in the templates, so harden runs
-//! the same engine with the config's roles instead of editing files that the next converge would
-//! revert. Files are rewritten and daemons restarted only where something differs, and a
-//! converge after harden then has nothing left to change.
+//! the engine's roles pipeline with the config's roles instead of editing files that the next
+//! converge would revert. Files are rewritten and daemons restarted only where something
+//! differs, and a converge after harden then has nothing left to change.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::apply::HostState;
-use crate::commands::converge::{execute, Request};
-use crate::config::Config;
+use crate::engine::converge::{self, ConvergeRequest};
+use crate::engine::{Engine, Node};
 use crate::error::Error;
-use crate::inventory::Inventory;
-use crate::report::Progress;
-use crate::transport::KnownHosts;
 
 /// Per-host results of the converge harden ran.
 #[derive(Debug, Default)]
@@ -23,42 +19,29 @@ pub struct Outcome {
     pub notes: Vec<String>,
 }
 
-/// Converges `selected` with the config's roles and checks worker registration, exactly as
-/// `sparkboot converge` does (the same code path).
-pub fn run(
-    config: &Config,
-    inventory: &Inventory,
-    known: &Arc<KnownHosts>,
-    selected: &BTreeSet<String>,
-    runtime: &tokio::runtime::Runtime,
-) -> Result<Outcome, Error> {
-    let progress = Progress::new(false);
-    let req = Request {
-        roles: &config.roles,
-        selected,
+/// Converges `nodes` with the config's roles and checks worker registration, exactly as
+/// `sparkboot converge` does (the same code path). Returns the nodes for the re-audit.
+pub fn run(engine: &Engine, nodes: Vec<Node>) -> Result<(Outcome, Vec<Node>), Error> {
+    let roles = engine.config.roles.clone();
+    let req = ConvergeRequest {
+        roles: &roles,
         check: false,
         diff: false,
-        progress: &progress,
     };
-    let (runs, notes) = execute(
-        config.clone(),
-        inventory.clone(),
-        known.clone(),
-        req,
-        runtime,
-    )?;
+    let plan = Arc::new(converge::prepare(engine, &req)?);
+    let result = converge::run(engine, nodes, plan)?;
     let mut outcome = Outcome {
-        notes,
+        notes: result.notes,
         ..Outcome::default()
     };
-    for run in runs {
-        outcome.changed.insert(run.host.name.clone(), run.changed);
-        match run.state {
-            HostState::Running => {}
-            HostState::Failed(e) | HostState::Unreachable(e) => {
-                outcome.errors.insert(run.host.name.clone(), e);
-            }
+    let mut nodes = Vec::new();
+    for host in result.hosts {
+        let name = host.node.host.name.clone();
+        outcome.changed.insert(name.clone(), host.converge.changed);
+        if let Some(e) = host.node.error() {
+            outcome.errors.insert(name, e.to_string());
         }
+        nodes.push(host.node);
     }
-    Ok(outcome)
+    Ok((outcome, nodes))
 }

@@ -14,9 +14,10 @@ use super::keys;
 use super::perms::{self, Area};
 use super::sshd::{self, SshdConfig, DROPIN};
 use super::Verdict;
-use crate::apply::{HostRun, HostState};
+use crate::engine::Node;
 use crate::plan::Payload;
 use crate::shell::{harden as sh, Privilege};
+use crate::spark::layout::Layout;
 use crate::transport::{Connection, KnownHosts, SshOptions};
 
 /// What to fix on one host.
@@ -29,6 +30,7 @@ pub struct FixPlan<'a> {
     /// This host is the master and a seed key was found somewhere: delete the cluster key so
     /// the converge that follows generates and authorizes a new one.
     pub rotate_cluster_key: Option<&'a str>,
+    pub layout: &'a Layout,
 }
 
 #[derive(Debug, Default)]
@@ -68,7 +70,7 @@ impl std::fmt::Display for ScriptError {
     }
 }
 
-fn run_script(run: &mut HostRun, script: &str, stdin: Option<Vec<u8>>) -> Result<(), ScriptError> {
+fn run_script(run: &mut Node, script: &str, stdin: Option<Vec<u8>>) -> Result<(), ScriptError> {
     let payload = stdin.map(Payload::Bytes);
     match run.run(script, payload.as_ref()) {
         Some(out) if out.success() => Ok(()),
@@ -90,7 +92,7 @@ fn run_script(run: &mut HostRun, script: &str, stdin: Option<Vec<u8>>) -> Result
 }
 
 /// A fresh session (not the one the fixes ran over) can log in and run a command as root.
-fn fresh_login(run: &HostRun, opts: &SshOptions, known: &KnownHosts) -> Result<(), String> {
+fn fresh_login(run: &Node, opts: &SshOptions, known: &KnownHosts) -> Result<(), String> {
     let opts = SshOptions {
         retry_deadline: opts.retry_deadline.min(Duration::from_secs(15)),
         ..opts.clone()
@@ -106,7 +108,7 @@ fn fresh_login(run: &HostRun, opts: &SshOptions, known: &KnownHosts) -> Result<(
     }
 }
 
-fn seed_keys(run: &mut HostRun, plan: &FixPlan, out: &mut FixOutcome) -> Vec<String> {
+fn seed_keys(run: &mut Node, plan: &FixPlan, out: &mut FixOutcome) -> Vec<String> {
     let id = "ssh-seed-keys";
     if !plan.due(id) {
         return Vec::new();
@@ -115,7 +117,7 @@ fn seed_keys(run: &mut HostRun, plan: &FixPlan, out: &mut FixOutcome) -> Vec<Str
         out.errors.insert(id, "nothing removed: cannot tell which key you log in with (no identity_file with a readable public half, no agent key)".into());
         return Vec::new();
     }
-    let audit = keys::audit(plan.facts, plan.operator);
+    let audit = keys::audit(plan.facts, plan.operator, &plan.layout.cluster_key);
     let blobs: Vec<String> = audit.seed_blobs().into_iter().collect();
     let base64 = |b: &String| {
         b.chars()
@@ -147,7 +149,7 @@ fn seed_keys(run: &mut HostRun, plan: &FixPlan, out: &mut FixOutcome) -> Vec<Str
     }
 }
 
-fn permissions(run: &mut HostRun, plan: &FixPlan, out: &mut FixOutcome) {
+fn permissions(run: &mut Node, plan: &FixPlan, out: &mut FixOutcome) {
     for (id, area) in [
         ("ssh-file-perms", Area::Ssh),
         ("spark-file-perms", Area::Spark),
@@ -156,7 +158,7 @@ fn permissions(run: &mut HostRun, plan: &FixPlan, out: &mut FixOutcome) {
             continue;
         }
         let items: Vec<(String, Option<String>, u32)> =
-            perms::repairs(&plan.facts.stats, &plan.facts.homes, area)
+            perms::repairs(&plan.facts.stats, &plan.facts.homes, area, plan.layout)
                 .into_iter()
                 .map(|r| (r.path, r.owner, r.mode))
                 .collect();
@@ -170,7 +172,7 @@ fn permissions(run: &mut HostRun, plan: &FixPlan, out: &mut FixOutcome) {
 }
 
 /// Writes, validates and reloads the drop-in; true when sshd now runs with it.
-fn sshd_dropin(run: &mut HostRun, plan: &FixPlan, out: &mut FixOutcome) -> bool {
+fn sshd_dropin(run: &mut Node, plan: &FixPlan, out: &mut FixOutcome) -> bool {
     let due: Vec<&'static str> = ids_with(Fix::SshdDropIn)
         .into_iter()
         .filter(|id| plan.due(id))
@@ -206,12 +208,7 @@ fn sshd_dropin(run: &mut HostRun, plan: &FixPlan, out: &mut FixOutcome) -> bool 
 
 /// Applies every due fix except the converge; on a failed fresh login, rolls back and marks the
 /// host failed.
-pub fn apply(
-    run: &mut HostRun,
-    plan: &FixPlan,
-    opts: &SshOptions,
-    known: &KnownHosts,
-) -> FixOutcome {
+pub fn apply(run: &mut Node, plan: &FixPlan, opts: &SshOptions, known: &KnownHosts) -> FixOutcome {
     let mut out = FixOutcome::default();
     run.bar.set("removing seed keys");
     let before = out.changed;
@@ -274,9 +271,7 @@ pub fn apply(
                 }
             }
             out.changed = out.changed.saturating_sub(login_changes);
-            if run.alive() {
-                run.state = HostState::Failed(message);
-            }
+            run.fail(message);
             out
         }
     }

@@ -13,8 +13,6 @@ use super::facts::HostFacts;
 
 /// The comment that marks the cluster key in authorized_keys (roles/spark-authorize).
 pub const CLUSTER_TAG: &str = "sparkboot-cluster";
-/// The cluster key pair on the master (roles/spark-keygen).
-pub const CLUSTER_KEY: &str = "/var/lib/spark/.ssh/id_ed25519";
 
 /// One parsed authorized_keys line.
 #[derive(Debug, Clone, PartialEq)]
@@ -126,7 +124,8 @@ impl KeyAudit {
 }
 
 /// Audits every private key and authorized_keys line the probe found.
-pub fn audit(facts: &HostFacts, operator: &BTreeSet<String>) -> KeyAudit {
+/// `cluster_key` is the layout's cluster key (sparkboot's own, never a seed key).
+pub fn audit(facts: &HostFacts, operator: &BTreeSet<String>, cluster_key: &str) -> KeyAudit {
     let mut authorized_blobs = BTreeSet::new();
     let mut parsed: Vec<(&String, AuthorizedKey)> = Vec::new();
     for (path, text) in &facts.authorized {
@@ -139,7 +138,7 @@ pub fn audit(facts: &HostFacts, operator: &BTreeSet<String>) -> KeyAudit {
     for pk in &facts.private_keys {
         let blob = pk.public.as_deref().and_then(blob_of).map(str::to_string);
         match blob {
-            _ if pk.path == CLUSTER_KEY => {}
+            _ if pk.path == cluster_key => {}
             Some(b) if operator.contains(&b) => out.unmanaged.push(format!(
                 "{}: your own login key's private half is on the node; delete it by hand",
                 pk.path
@@ -186,6 +185,8 @@ pub fn audit(facts: &HostFacts, operator: &BTreeSet<String>) -> KeyAudit {
 mod tests {
     use super::*;
     use crate::harden::facts::PrivateKeyFile;
+
+    const CLUSTER_KEY_FOR_TESTS: &str = "/var/lib/spark/.ssh/id_ed25519";
 
     #[test]
     fn parses_options_with_quoted_spaces() {
@@ -234,7 +235,7 @@ mod tests {
         HostFacts {
             private_keys: vec![
                 key("/home/ec2-user/.ssh/id_rsa", "ssh-rsa AAAAseed"),
-                key(CLUSTER_KEY, "ssh-ed25519 AAAAcluster"),
+                key(CLUSTER_KEY_FOR_TESTS, "ssh-ed25519 AAAAcluster"),
                 key("/root/.ssh/id_ed25519", "ssh-ed25519 AAAAop"),
             ],
             authorized: authorized
@@ -248,7 +249,7 @@ mod tests {
     #[test]
     fn the_operator_key_is_never_a_seed_key_even_with_its_private_half_on_the_node() {
         let operator: BTreeSet<String> = ["AAAAop".to_string()].into();
-        let a = audit(&facts(), &operator);
+        let a = audit(&facts(), &operator, CLUSTER_KEY_FOR_TESTS);
         assert_eq!(
             a.seed_private,
             [(
@@ -292,7 +293,7 @@ mod tests {
 
     #[test]
     fn without_operator_keys_nothing_is_hidden() {
-        let a = audit(&facts(), &BTreeSet::new());
+        let a = audit(&facts(), &BTreeSet::new(), CLUSTER_KEY_FOR_TESTS);
         // The copied operator key now looks like a seed key: the command refuses to remove keys
         // when it cannot tell the operator's key (see checks), so this is only a report.
         assert!(a.seed_private.contains_key("/root/.ssh/id_ed25519"));

@@ -1,11 +1,12 @@
 //! Owners and modes of the files that hold keys, secrets and configuration, and of Spark's
 //! directories. Each rule gives an owner and the widest mode allowed; a fix only chowns and
-//! removes permission bits, never adds any, and the widest modes equal what the roles set
-//! (spark-defaults.conf and spark-env.sh root:spark 0640, Spark dirs 0750), so harden and
-//! converge never undo each other.
+//! removes permission bits, never adds any, and the Spark rules come from the same layout the
+//! roles render with (the spark role's `[layout]`: conf files root with `modes.conf`, Spark dirs
+//! the Spark user with `modes.dirs`), so harden and converge never undo each other.
 
 use super::facts::Home;
 use super::Verdict;
+use crate::spark::layout::Layout;
 
 /// One `stat` line from the probe: mode (octal), owner, group, type, path.
 #[derive(Debug, Clone, PartialEq)]
@@ -55,27 +56,36 @@ fn rule(area: Area, owner: Option<&str>, max_mode: u32) -> Option<Rule> {
     })
 }
 
-const SPARK_DIRS: [&str; 4] = [
-    "/var/lib/spark/run",
-    "/var/lib/spark/work",
-    "/var/lib/spark/local",
-    "/var/log/spark",
-];
-
-/// The rule for a path the probe reported, given the homes it found.
-pub fn rule_for(stat: &Stat, homes: &[Home]) -> Option<Rule> {
+/// The rule for a path the probe reported, given the homes it found and the Spark layout.
+pub fn rule_for(stat: &Stat, homes: &[Home], layout: &Layout) -> Option<Rule> {
     let p = stat.path.as_str();
     let dir = stat.kind == "directory";
     match p {
         "/etc/ssh/sshd_config" => return rule(Area::Ssh, Some("root"), 0o644),
         "/etc/ssh/sshd_config.d" => return rule(Area::Ssh, Some("root"), 0o755),
-        // Root's, readable by the spark group: a job running as spark must not change what the
-        // daemons (or root, sourcing spark-env.sh) run.
-        "/opt/spark/conf/spark-defaults.conf" => return rule(Area::Spark, Some("root"), 0o640),
-        "/opt/spark/conf/spark-env.sh" => return rule(Area::Spark, Some("root"), 0o640),
-        "/var/lib/spark" => return rule(Area::Spark, Some("spark"), 0o755),
-        _ if SPARK_DIRS.contains(&p) => return rule(Area::Spark, Some("spark"), 0o750),
         _ => {}
+    }
+    // Root's, readable by the Spark group: a job running as the Spark user must not change what
+    // the daemons (or root, sourcing spark-env.sh) run.
+    if p == layout.conf_file("spark-defaults.conf") || p == layout.conf_file("spark-env.sh") {
+        return rule(Area::Spark, Some("root"), layout.mode(&layout.modes.conf));
+    }
+    if p == layout.user_home {
+        return rule(Area::Spark, Some(&layout.user), 0o755);
+    }
+    if [
+        &layout.pid_dir,
+        &layout.work_dir,
+        &layout.local_dir,
+        &layout.log_dir,
+    ]
+    .contains(&&p.to_string())
+    {
+        return rule(
+            Area::Spark,
+            Some(&layout.user),
+            layout.mode(&layout.modes.dirs),
+        );
     }
     if let Some(name) = p.strip_prefix("/etc/ssh/sshd_config.d/") {
         return name
@@ -94,7 +104,7 @@ pub fn rule_for(stat: &Stat, homes: &[Home]) -> Option<Rule> {
         let dir = format!("{}/.ssh", h.path.trim_end_matches('/'));
         p == dir || p.starts_with(&format!("{dir}/"))
     })?;
-    let area = if home.owner == "spark" {
+    let area = if home.owner == layout.user {
         Area::Spark
     } else {
         Area::Ssh
@@ -121,10 +131,10 @@ pub struct Repair {
 }
 
 /// The repairs needed in `area`.
-pub fn repairs(stats: &[Stat], homes: &[Home], area: Area) -> Vec<Repair> {
+pub fn repairs(stats: &[Stat], homes: &[Home], area: Area, layout: &Layout) -> Vec<Repair> {
     let mut out = Vec::new();
     for s in stats {
-        let Some(r) = rule_for(s, homes).filter(|r| r.area == area) else {
+        let Some(r) = rule_for(s, homes, layout).filter(|r| r.area == area) else {
             continue;
         };
         let wrong_owner = r.owner.as_ref().filter(|o| **o != s.owner).cloned();
@@ -161,10 +171,10 @@ pub fn verdict(repairs: &[Repair], checked: usize) -> Verdict {
 }
 
 /// How many probed paths fall in `area` (for the pass message).
-pub fn checked(stats: &[Stat], homes: &[Home], area: Area) -> usize {
+pub fn checked(stats: &[Stat], homes: &[Home], area: Area, layout: &Layout) -> usize {
     stats
         .iter()
-        .filter(|s| rule_for(s, homes).is_some_and(|r| r.area == area))
+        .filter(|s| rule_for(s, homes, layout).is_some_and(|r| r.area == area))
         .count()
 }
 
@@ -251,7 +261,8 @@ mod tests {
             ),
             stat(0o644, "root", "regular file", "/etc/ssh/moduli"),
         ];
-        let spark = repairs(&stats, &homes(), Area::Spark);
+        let layout = crate::spark::layout::tests::builtin();
+        let spark = repairs(&stats, &homes(), Area::Spark, &layout);
         let paths: Vec<(&str, Option<&str>, u32)> = spark
             .iter()
             .map(|r| (r.path.as_str(), r.owner.as_deref(), r.mode))
@@ -264,7 +275,7 @@ mod tests {
                 ("/var/lib/spark/run", None, 0o2750),
             ]
         );
-        let ssh = repairs(&stats, &homes(), Area::Ssh);
+        let ssh = repairs(&stats, &homes(), Area::Ssh, &layout);
         let paths: Vec<&str> = ssh.iter().map(|r| r.path.as_str()).collect();
         assert_eq!(
             paths,
@@ -274,7 +285,7 @@ mod tests {
             ]
         );
         assert!(verdict(&ssh, 9).detail().contains("mode 666 (at most 644)"));
-        assert_eq!(checked(&stats, &homes(), Area::Ssh), 5);
+        assert_eq!(checked(&stats, &homes(), Area::Ssh, &layout), 5);
         assert!(!verdict(&[], 3).failed());
     }
 }

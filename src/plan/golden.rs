@@ -1,395 +1,144 @@
-//! Golden plan cases: captured facts and evaluated steps in, expected changes out.
+//! Golden plan cases as data: every `tests/golden/*.toml` (facts and steps in, each step's
+//! change, reason and commands out) is planned here. See tests/golden/README.md; a new case
+//! needs no Rust.
+
+use std::path::Path;
+
+use serde::Deserialize;
 
 use super::*;
-use crate::facts::{PathFact, ServiceFact, SystemFacts, UserFact};
-use crate::roles::model::*;
-use crate::roles::{Resource, Step};
+use crate::roles::model::RawStep;
+use crate::roles::Step;
 
-fn step(name: &str, resource: Resource) -> Step {
-    Step {
-        role: "t".into(),
-        phase: 0,
-        name: name.into(),
-        notify: vec![],
-        resource,
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Case {
+    #[allow(dead_code)]
+    description: String,
+    #[serde(default)]
+    options: CaseOptions,
+    #[serde(default)]
+    facts: Facts,
+    #[serde(rename = "step")]
+    steps: Vec<RawStep>,
+    #[serde(default)]
+    expect: Vec<Expect>,
+    error: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CaseOptions {
+    #[serde(default)]
+    check: bool,
+    #[serde(default)]
+    diff: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Expect {
+    changed: bool,
+    reason: String,
+    #[serde(default)]
+    commands: Vec<String>,
+    stdin: Option<String>,
+}
+
+/// Checks one case; `Err` says what differs.
+fn check(case: Case) -> Result<(), String> {
+    let steps: Vec<Step> = case
+        .steps
+        .into_iter()
+        .map(|raw| Step {
+            role: "golden".into(),
+            phase: 0,
+            name: raw.name,
+            notify: raw.notify,
+            resource: raw.resource,
+        })
+        .collect();
+    let opts = PlanOptions {
+        check: case.options.check,
+        diff: case.options.diff,
+        ..PlanOptions::default()
+    };
+    let planned = match (plan(&steps, &case.facts, &opts), &case.error) {
+        (Err(e), Some(want)) if e.to_string().contains(want.as_str()) => return Ok(()),
+        (Err(e), _) => return Err(format!("planning failed: {e}")),
+        (Ok(_), Some(want)) => return Err(format!("expected an error containing {want:?}")),
+        (Ok(p), None) => p,
+    };
+    if planned.len() != case.expect.len() {
+        return Err(format!(
+            "{} steps planned, {} expected",
+            planned.len(),
+            case.expect.len()
+        ));
     }
-}
-
-fn facts() -> Facts {
-    Facts {
-        system: SystemFacts {
-            hostname: "n1".into(),
-            package_manager: "apt".into(),
-            java_major: 17,
-            ..Default::default()
-        },
-        ..Default::default()
+    for (i, (p, want)) in planned.iter().zip(&case.expect).enumerate() {
+        let report = p.report();
+        let at = |what: String| format!("step {} ({:?}): {what}", i + 1, p.name);
+        if report.changed != want.changed || report.reason != want.reason {
+            return Err(at(format!(
+                "got changed={} reason {:?}, expected changed={} reason {:?}",
+                report.changed, report.reason, want.changed, want.reason
+            )));
+        }
+        let (script, stdin) = match &p.action {
+            Action::Change(c) => (c.script.as_str(), c.stdin.as_ref()),
+            Action::Unchanged(_) => ("", None),
+        };
+        let mut from = 0;
+        for cmd in &want.commands {
+            match script[from..].find(cmd.as_str()) {
+                Some(at_) => from += at_ + cmd.len(),
+                None => {
+                    return Err(at(format!(
+                        "the script lacks {cmd:?} (in order):\n{script}"
+                    )))
+                }
+            }
+        }
+        if let Some(want_stdin) = &want.stdin {
+            let got = match stdin {
+                Some(Payload::Bytes(b)) => String::from_utf8_lossy(b).into_owned(),
+                other => format!("{other:?}"),
+            };
+            if &got != want_stdin {
+                return Err(at(format!("stdin {got:?}, expected {want_stdin:?}")));
+            }
+        }
     }
+    Ok(())
 }
 
-fn dir(path: &str, mode: &str) -> Resource {
-    Resource::Directory(DirectorySpec {
-        path: path.into(),
-        owner: "spark".into(),
-        group: "spark".into(),
-        mode: mode.into(),
-    })
-}
-
-fn file(path: &str, content: &str) -> Resource {
-    Resource::File {
-        spec: FileSpec {
-            path: path.into(),
-            template: None,
-            content: Some(content.into()),
-            owner: "root".into(),
-            group: "root".into(),
-            mode: "0644".into(),
-            comment: "#".into(),
-            secret: false,
-        },
-        content: content.into(),
+#[test]
+fn every_golden_case_plans_as_recorded() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let mut failures = Vec::new();
+    let mut count = 0;
+    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+        .expect("tests/golden")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    entries.sort();
+    for path in entries {
+        count += 1;
+        let text = std::fs::read_to_string(&path).expect("read case");
+        let result = toml::from_str::<Case>(&text)
+            .map_err(|e| format!("not a valid case: {e}"))
+            .and_then(check);
+        if let Err(e) = result {
+            failures.push(format!("{}: {e}", path.display()));
+        }
     }
-}
-
-fn reasons(planned: &[PlannedStep]) -> Vec<(bool, String)> {
-    planned
-        .iter()
-        .map(|p| (matches!(p.action, Action::Change(_)), p.report().reason))
-        .collect()
-}
-
-#[test]
-fn fresh_host_creates_everything_in_order() {
-    let steps = vec![
-        step(
-            "group",
-            Resource::Group(GroupSpec {
-                name: "spark".into(),
-                system: true,
-            }),
-        ),
-        step(
-            "user",
-            Resource::User(UserSpec {
-                name: "spark".into(),
-                group: Some("spark".into()),
-                system: true,
-                home: None,
-                shell: None,
-            }),
-        ),
-        step("dir", dir("/opt/data", "0750")),
-        step("file", file("/opt/data/x.conf", "a=1\n")),
-    ];
-    let planned = plan(&steps, &facts(), &PlanOptions::default()).expect("plans");
-    assert_eq!(
-        reasons(&planned),
-        vec![
-            (true, "create group spark".into()),
-            (true, "create user spark".into()),
-            (true, "create /opt/data".into()),
-            (true, "create /opt/data/x.conf".into()),
-        ]
-    );
-}
-
-#[test]
-fn converged_host_plans_no_change() {
-    let content = "a=1\n";
-    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(content.as_bytes()));
-    let mut f = facts();
-    f.groups.insert("spark".into(), Some(998));
-    f.users.insert(
-        "spark".into(),
-        Some(UserFact {
-            uid: 999,
-            gid: 998,
-            home: "/var/lib/spark".into(),
-            shell: "/bin/sh".into(),
-        }),
-    );
-    f.paths.insert(
-        "/opt/data".into(),
-        PathFact::Dir {
-            owner: "spark".into(),
-            group: "spark".into(),
-            mode: 0o750,
-        },
-    );
-    f.paths.insert(
-        "/opt/data/x.conf".into(),
-        PathFact::File {
-            owner: "root".into(),
-            group: "root".into(),
-            mode: 0o644,
-            sha256: sha,
-        },
-    );
-    let steps = vec![
-        step(
-            "group",
-            Resource::Group(GroupSpec {
-                name: "spark".into(),
-                system: true,
-            }),
-        ),
-        step(
-            "user",
-            Resource::User(UserSpec {
-                name: "spark".into(),
-                group: None,
-                system: true,
-                home: None,
-                shell: None,
-            }),
-        ),
-        step("dir", dir("/opt/data", "0750")),
-        step("file", file("/opt/data/x.conf", content)),
-    ];
-    let planned = plan(&steps, &f, &PlanOptions::default()).expect("plans");
     assert!(
-        planned
-            .iter()
-            .all(|p| matches!(p.action, Action::Unchanged(_))),
-        "{:?}",
-        reasons(&planned)
+        count >= 10,
+        "only {count} golden cases found in {}",
+        dir.display()
     );
-}
-
-#[test]
-fn mode_drift_fixes_mode_without_rewriting() {
-    let mut f = facts();
-    f.paths.insert(
-        "/opt/data".into(),
-        PathFact::Dir {
-            owner: "spark".into(),
-            group: "spark".into(),
-            mode: 0o777,
-        },
-    );
-    let planned = plan(
-        &[step("dir", dir("/opt/data", "0750"))],
-        &f,
-        &PlanOptions::default(),
-    )
-    .expect("plans");
-    assert_eq!(
-        reasons(&planned),
-        vec![(true, "fix /opt/data: mode 0777 -> 0750".into())]
-    );
-}
-
-#[test]
-fn moving_a_symlink_makes_files_below_it_stale() {
-    let mut f = facts();
-    f.paths.insert(
-        "/opt/spark".into(),
-        PathFact::Link {
-            target: "/opt/spark-3.5.6".into(),
-        },
-    );
-    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"same\n"));
-    f.paths.insert(
-        "/opt/spark/conf/x".into(),
-        PathFact::File {
-            owner: "root".into(),
-            group: "root".into(),
-            mode: 0o644,
-            sha256: sha,
-        },
-    );
-    let steps = vec![
-        step(
-            "link",
-            Resource::Symlink(SymlinkSpec {
-                path: "/opt/spark".into(),
-                target: "/opt/spark-3.5.7".into(),
-            }),
-        ),
-        step("conf", file("/opt/spark/conf/x", "same\n")),
-    ];
-    let planned = plan(&steps, &f, &PlanOptions::default()).expect("plans");
-    // Without invalidation the file would look up to date (it was probed through the old link).
-    assert_eq!(
-        reasons(&planned),
-        vec![
-            (
-                true,
-                "repoint /opt/spark from /opt/spark-3.5.6 to /opt/spark-3.5.7".into()
-            ),
-            (true, "create /opt/spark/conf/x".into()),
-        ]
-    );
-}
-
-#[test]
-fn service_starts_only_when_stopped() {
-    let svc = ServiceSpec {
-        name: "demo".into(),
-        user: "root".into(),
-        start: "start-demo".into(),
-        stop: "stop-demo".into(),
-        pidfile: "/run/demo.pid".into(),
-        cmdline_match: None,
-        systemd_unit: Some("demo.service".into()),
-    };
-    let mut f = facts();
-    let planned = plan(
-        &[step("svc", Resource::Service(svc.clone()))],
-        &f,
-        &PlanOptions::default(),
-    )
-    .expect("plans");
-    let Action::Change(c) = &planned[0].action else {
-        panic!("expected a start")
-    };
-    assert_eq!(c.starts_service.as_deref(), Some("demo"));
-    assert!(
-        c.script.contains("start-demo"),
-        "no systemd: the fallback start runs"
-    );
-    f.services.insert(
-        "demo".into(),
-        ServiceFact {
-            running: true,
-            pid: Some(12),
-        },
-    );
-    let planned = plan(
-        &[step("svc", Resource::Service(svc))],
-        &f,
-        &PlanOptions::default(),
-    )
-    .expect("plans");
-    assert_eq!(
-        reasons(&planned),
-        vec![(false, "demo is running (pid 12)".into())]
-    );
-}
-
-#[test]
-fn authorized_key_replaces_a_stale_tagged_key_and_keeps_others() {
-    let mut f = facts();
-    f.users.insert(
-        "spark".into(),
-        Some(UserFact {
-            uid: 1,
-            gid: 1,
-            home: "/home/spark".into(),
-            shell: String::new(),
-        }),
-    );
-    f.authorized_keys.insert(
-        "spark".into(),
-        Some("ssh-ed25519 AAAAop operator\nssh-ed25519 AAAAold sparkboot-cluster\n".into()),
-    );
-    let k = AuthorizedKeySpec {
-        user: "spark".into(),
-        key: "ssh-ed25519 AAAAnew".into(),
-        options: "from=\"127.1.0.2\"".into(),
-        tag: "sparkboot-cluster".into(),
-    };
-    let planned = plan(
-        &[step("key", Resource::AuthorizedKey(k))],
-        &f,
-        &PlanOptions::default(),
-    )
-    .expect("plans");
-    let Action::Change(c) = &planned[0].action else {
-        panic!("expected a change")
-    };
-    assert_eq!(
-        c.reason,
-        "replace 1 stale key(s) tagged sparkboot-cluster in spark's authorized_keys"
-    );
-    let Some(Payload::Bytes(b)) = &c.stdin else {
-        panic!("content on stdin")
-    };
-    assert_eq!(
-        String::from_utf8_lossy(b),
-        "ssh-ed25519 AAAAop operator\nfrom=\"127.1.0.2\" ssh-ed25519 AAAAnew sparkboot-cluster\n"
-    );
-}
-
-#[test]
-fn download_is_skipped_when_the_marker_matches() {
-    let sha = "ab".repeat(64);
-    let d = DownloadSpec {
-        url: "http://x/s.tgz".into(),
-        sha512: sha.clone(),
-        dest: "/opt/s".into(),
-        owner: "root".into(),
-        group: "root".into(),
-        source: "url".into(),
-    };
-    let mut f = facts();
-    let planned = plan(
-        &[step("dl", Resource::Download(d.clone()))],
-        &f,
-        &PlanOptions::default(),
-    )
-    .expect("plans");
-    assert!(matches!(planned[0].action, Action::Change(_)));
-    f.contents
-        .insert("/opt/s/.sparkboot-sha512".into(), Some(format!("{sha}\n")));
-    let planned = plan(
-        &[step("dl", Resource::Download(d))],
-        &f,
-        &PlanOptions::default(),
-    )
-    .expect("plans");
-    assert!(matches!(planned[0].action, Action::Unchanged(_)));
-}
-
-#[test]
-fn command_guards() {
-    let c = CommandSpec {
-        run: "make it".into(),
-        creates: Some("/opt/made".into()),
-        unless: None,
-        user: "root".into(),
-    };
-    let mut f = facts();
-    assert!(matches!(
-        plan(
-            &[step("c", Resource::Command(c.clone()))],
-            &f,
-            &PlanOptions::default()
-        )
-        .expect("plans")[0]
-            .action,
-        Action::Change(_)
-    ));
-    f.paths.insert("/opt/made".into(), PathFact::Other);
-    assert!(matches!(
-        plan(
-            &[step("c", Resource::Command(c))],
-            &f,
-            &PlanOptions::default()
-        )
-        .expect("plans")[0]
-            .action,
-        Action::Unchanged(_)
-    ));
-}
-
-#[test]
-fn package_without_a_manager_is_a_clear_error() {
-    let mut f = facts();
-    f.system.package_manager = "none".into();
-    let p = PackageSpec {
-        apt: vec!["openjdk-17-jdk-headless".into()],
-        dnf: vec![],
-    };
-    let err = plan(
-        &[step("java", Resource::Package(p))],
-        &f,
-        &PlanOptions::default(),
-    )
-    .expect_err("no manager");
-    assert!(
-        err.to_string().contains("no supported package manager"),
-        "{err}"
-    );
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }

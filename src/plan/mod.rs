@@ -120,7 +120,7 @@ pub fn probe_request(steps: &[Step], diff: bool) -> ProbeRequest {
             Resource::Directory(d) => {
                 req.paths.insert(d.path.clone());
             }
-            Resource::File { spec, .. } => {
+            Resource::File(spec) => {
                 req.paths.insert(spec.path.clone());
                 if diff && !spec.secret {
                     req.contents.insert(spec.path.clone());

@@ -55,7 +55,7 @@ pub fn plan_step(
         Resource::Group(g) => Ok(group(g, sim)),
         Resource::User(u) => Ok(user(u, sim)),
         Resource::Directory(d) => directory(d, sim),
-        Resource::File { spec, content } => file(spec, content, sim, opts),
+        Resource::File(spec) => file(spec, spec.content.as_deref().unwrap_or_default(), sim, opts),
         Resource::Download(d) => download(d, sim, opts),
         Resource::Symlink(l) => symlink(l, sim),
         Resource::AuthorizedKey(k) => authorized_key(k, sim, opts),

@@ -81,6 +81,9 @@ pub struct HostRecap {
     pub failed: u32,
     pub unreachable: u32,
     pub skipped: u32,
+    /// What the run cost this host: SSH handshakes and remote commands (a no-op is 1 and 1).
+    pub handshakes: u32,
+    pub commands: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub steps: Vec<StepReport>,

@@ -11,7 +11,8 @@ use tera::{Context, Tera};
 use super::model::*;
 use super::{Library, Role, RoleError};
 
-/// A step ready to plan: rendered, with its resource and where it came from.
+/// A step ready to plan: rendered, with its resource and where it came from. A file's content
+/// is final (template rendered, header added) in `FileSpec::content`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Step {
     pub role: String,
@@ -19,20 +20,6 @@ pub struct Step {
     pub name: String,
     pub notify: Vec<String>,
     pub resource: Resource,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Resource {
-    Package(PackageSpec),
-    Group(GroupSpec),
-    User(UserSpec),
-    Directory(DirectorySpec),
-    File { spec: FileSpec, content: String },
-    Download(DownloadSpec),
-    Symlink(SymlinkSpec),
-    AuthorizedKey(AuthorizedKeySpec),
-    Service(ServiceSpec),
-    Command(CommandSpec),
 }
 
 /// What evaluation needs besides the roles: the templates, compiled once per run.
@@ -43,13 +30,6 @@ pub struct EvalContext {
 pub const HEADER: &str = "Managed by sparkboot: local edits are overwritten by the next converge.";
 
 impl EvalContext {
-    /// For commands that evaluate no roles (`exec`).
-    pub fn empty() -> Self {
-        EvalContext {
-            tera: Tera::default(),
-        }
-    }
-
     /// Compiles every template the roles reference; a missing or broken one fails here, before
     /// any host is contacted.
     pub fn new(library: &Library, roles: &[Role]) -> Result<Self, RoleError> {
@@ -58,7 +38,11 @@ impl EvalContext {
         register_filters(&mut tera);
         for role in roles {
             for step in &role.data.steps {
-                let Some(name) = step.file.as_ref().and_then(|f| f.template.as_ref()) else {
+                let Resource::File(FileSpec {
+                    template: Some(name),
+                    ..
+                }) = &step.resource
+                else {
                     continue;
                 };
                 if tera.get_template_names().any(|n| n == name) {
@@ -144,6 +128,57 @@ pub struct Filter {
     pub ignore_when: bool,
 }
 
+/// Renders every string inside `value` (a serialized resource) in place.
+fn render_strings(value: &mut Value, ctx: &Context) -> Result<(), String> {
+    match value {
+        Value::String(s) => *s = render(s, ctx)?,
+        Value::Array(items) => {
+            for v in items {
+                render_strings(v, ctx)?;
+            }
+        }
+        Value::Object(map) => {
+            for v in map.values_mut() {
+                render_strings(v, ctx)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Renders a resource as written into the one the planner reads: every string field through
+/// tera, a file's template into its content.
+fn render_resource(eval: &EvalContext, raw: &Resource, ctx: &Context) -> Result<Resource, String> {
+    let mut value = serde_json::to_value(raw).map_err(|e| e.to_string())?;
+    render_strings(&mut value, ctx)?;
+    let mut resource: Resource =
+        serde_json::from_value(value).map_err(|e| format!("after rendering: {e}"))?;
+    if let Resource::File(f) = &mut resource {
+        let body = match f.template.take() {
+            Some(name) => eval
+                .tera
+                .render(&name, ctx)
+                .map_err(|e| format!("template {name}: {}", tera_message(&e)))?,
+            None => f.content.take().unwrap_or_default(),
+        };
+        f.content = Some(with_header(body, &f.comment));
+    }
+    if let Resource::Download(d) = &mut resource {
+        d.sha512 = d.sha512.to_ascii_lowercase();
+    }
+    Ok(resource)
+}
+
+fn tera_context(context: &Value, host_name: &str) -> Result<Context, RoleError> {
+    Context::from_value(context.clone()).map_err(|e| RoleError::Render {
+        role: "(context)".into(),
+        step: String::new(),
+        host: host_name.to_string(),
+        message: e.to_string(),
+    })
+}
+
 /// Evaluates the roles for one host. `context` is the host's template context (host, facts,
 /// inventory, vars); `node_role` picks which roles apply. Returns the steps and how many were
 /// skipped by their `when`.
@@ -155,12 +190,7 @@ pub fn evaluate(
     context: &Value,
     filter: Filter,
 ) -> Result<(Vec<Step>, u32), RoleError> {
-    let ctx = Context::from_value(context.clone()).map_err(|e| RoleError::Render {
-        role: "(context)".into(),
-        step: String::new(),
-        host: host_name.to_string(),
-        message: e.to_string(),
-    })?;
+    let ctx = tera_context(context, host_name)?;
     let mut steps = Vec::new();
     let mut skipped = 0;
     let applies = |r: &&Role| {
@@ -186,114 +216,40 @@ pub fn evaluate(
                     continue;
                 }
             }
-            let r = |s: &String| render(s, &ctx).map_err(&fail);
-            let ro = |s: &Option<String>| {
-                s.as_ref()
-                    .map(|v| render(v, &ctx))
-                    .transpose()
-                    .map_err(&fail)
-            };
-            let rv = |v: &Vec<String>| {
-                v.iter()
-                    .map(|s| render(s, &ctx))
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(&fail)
-            };
-            let resource = if let Some(p) = &raw.package {
-                Resource::Package(PackageSpec {
-                    apt: rv(&p.apt)?,
-                    dnf: rv(&p.dnf)?,
-                })
-            } else if let Some(g) = &raw.group {
-                Resource::Group(GroupSpec {
-                    name: r(&g.name)?,
-                    system: g.system,
-                })
-            } else if let Some(u) = &raw.user {
-                Resource::User(UserSpec {
-                    name: r(&u.name)?,
-                    group: ro(&u.group)?,
-                    system: u.system,
-                    home: ro(&u.home)?,
-                    shell: ro(&u.shell)?,
-                })
-            } else if let Some(d) = &raw.directory {
-                Resource::Directory(DirectorySpec {
-                    path: r(&d.path)?,
-                    owner: r(&d.owner)?,
-                    group: r(&d.group)?,
-                    mode: d.mode.clone(),
-                })
-            } else if let Some(f) = &raw.file {
-                let body = match (&f.template, &f.content) {
-                    (Some(name), _) => eval
-                        .tera
-                        .render(name, &ctx)
-                        .map_err(|e| fail(format!("template {name}: {}", tera_message(&e))))?,
-                    (None, Some(c)) => r(c)?,
-                    (None, None) => String::new(),
-                };
-                let spec = FileSpec {
-                    path: r(&f.path)?,
-                    owner: r(&f.owner)?,
-                    group: r(&f.group)?,
-                    ..f.clone()
-                };
-                Resource::File {
-                    content: with_header(body, &f.comment),
-                    spec,
-                }
-            } else if let Some(d) = &raw.download {
-                Resource::Download(DownloadSpec {
-                    url: r(&d.url)?,
-                    sha512: r(&d.sha512)?.to_ascii_lowercase(),
-                    dest: r(&d.dest)?,
-                    owner: r(&d.owner)?,
-                    group: r(&d.group)?,
-                    source: r(&d.source)?,
-                })
-            } else if let Some(l) = &raw.symlink {
-                Resource::Symlink(SymlinkSpec {
-                    path: r(&l.path)?,
-                    target: r(&l.target)?,
-                })
-            } else if let Some(k) = &raw.authorized_key {
-                Resource::AuthorizedKey(AuthorizedKeySpec {
-                    user: r(&k.user)?,
-                    key: r(&k.key)?,
-                    options: r(&k.options)?,
-                    tag: r(&k.tag)?,
-                })
-            } else if let Some(s) = &raw.service {
-                Resource::Service(ServiceSpec {
-                    name: r(&s.name)?,
-                    user: r(&s.user)?,
-                    start: r(&s.start)?,
-                    stop: r(&s.stop)?,
-                    pidfile: r(&s.pidfile)?,
-                    cmdline_match: ro(&s.cmdline_match)?,
-                    systemd_unit: ro(&s.systemd_unit)?,
-                })
-            } else if let Some(c) = &raw.command {
-                Resource::Command(CommandSpec {
-                    run: r(&c.run)?,
-                    creates: ro(&c.creates)?,
-                    unless: ro(&c.unless)?,
-                    user: r(&c.user)?,
-                })
-            } else {
-                return Err(fail("names no resource".into()));
-            };
             steps.push(Step {
                 role: role.name.clone(),
                 phase: role.data.phase,
-                name: r(&raw.name)?,
+                name: render(&raw.name, &ctx).map_err(&fail)?,
                 notify: raw.notify.clone(),
-                resource,
+                resource: render_resource(eval, &raw.resource, &ctx).map_err(&fail)?,
             });
         }
     }
     Ok((steps, skipped))
+}
+
+/// The exports of the roles in `phase` (every phase with `None`), their paths rendered with
+/// `context`: (name, path on the master).
+pub fn exports(
+    roles: &[Role],
+    phase: Option<u32>,
+    context: &Value,
+) -> Result<Vec<(String, String)>, RoleError> {
+    let ctx = tera_context(context, "master")?;
+    roles
+        .iter()
+        .filter(|r| phase.is_none_or(|p| p == r.data.phase))
+        .flat_map(|r| r.data.exports.iter().map(move |e| (r, e)))
+        .map(|(r, e)| {
+            let path = render(&e.path, &ctx).map_err(|message| RoleError::Render {
+                role: r.name.clone(),
+                step: format!("export {}", e.name),
+                host: "master".into(),
+                message,
+            })?;
+            Ok((e.name.clone(), path))
+        })
+        .collect()
 }
 
 /// Handler name -> the service it restarts, across the loaded roles.

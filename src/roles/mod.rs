@@ -13,7 +13,8 @@ use std::path::PathBuf;
 use include_dir::{include_dir, Dir};
 use thiserror::Error;
 
-pub use eval::{evaluate, handler_map, EvalContext, Filter, Resource, Step};
+pub use eval::{evaluate, exports, handler_map, EvalContext, Filter, Step};
+pub use model::Resource;
 use model::RoleFile;
 
 static EMBEDDED_ROLES: Dir<'static> = include_dir!("$CARGO_MANIFEST_DIR/roles");
@@ -67,18 +68,7 @@ impl Library {
     pub fn load_roles(&self, names: &[String]) -> Result<Vec<Role>, RoleError> {
         let mut roles = Vec::with_capacity(names.len());
         for name in names {
-            let (file, text) = self.role_text(name)?;
-            let data: RoleFile = toml::from_str(&text).map_err(|e| RoleError::Parse {
-                file: file.clone(),
-                message: e.to_string(),
-            })?;
-            let role = Role {
-                name: name.clone(),
-                file,
-                data,
-            };
-            validate(&role)?;
-            roles.push(role);
+            roles.push(self.load_role(name)?);
         }
         let handlers: BTreeSet<&str> = roles
             .iter()
@@ -96,6 +86,22 @@ impl Library {
             }
         }
         Ok(roles)
+    }
+
+    /// Loads and validates one role on its own (its handlers may live in other roles).
+    pub fn load_role(&self, name: &str) -> Result<Role, RoleError> {
+        let (file, text) = self.role_text(name)?;
+        let data: RoleFile = toml::from_str(&text).map_err(|e| RoleError::Parse {
+            file: file.clone(),
+            message: e.to_string(),
+        })?;
+        let role = Role {
+            name: name.to_string(),
+            file,
+            data,
+        };
+        validate(&role)?;
+        Ok(role)
     }
 
     fn role_text(&self, name: &str) -> Result<(String, String), RoleError> {
@@ -158,6 +164,10 @@ fn check_path(p: &str) -> Result<(), String> {
 }
 
 fn check_mode(m: &str) -> Result<(), String> {
+    // A mode may come from the Spark layout (`{{ spark.modes.conf }}`); checked after rendering.
+    if m.starts_with("{{") {
+        return Ok(());
+    }
     let ok = (3..=4).contains(&m.len()) && u32::from_str_radix(m, 8).is_ok_and(|v| v <= 0o7777);
     if ok {
         Ok(())
@@ -189,51 +199,34 @@ fn validate(role: &Role) -> Result<(), RoleError> {
         }
     }
     for s in &role.data.steps {
-        let kinds = [
-            s.package.is_some(),
-            s.group.is_some(),
-            s.user.is_some(),
-            s.directory.is_some(),
-            s.file.is_some(),
-            s.download.is_some(),
-            s.symlink.is_some(),
-            s.authorized_key.is_some(),
-            s.service.is_some(),
-            s.command.is_some(),
-        ];
-        let count = kinds.iter().filter(|k| **k).count();
-        if count != 1 {
-            return Err(err(&s.name, format!("names {count} resources; a step must name exactly one (package, group, user, directory, file, download, symlink, authorized_key, service or command)")));
-        }
         let mut paths = Vec::new();
-        if let Some(d) = &s.directory {
-            paths.push(&d.path);
-            check_mode(&d.mode).map_err(|m| err(&s.name, m))?;
-        }
-        if let Some(f) = &s.file {
-            paths.push(&f.path);
-            check_mode(&f.mode).map_err(|m| err(&s.name, m))?;
-            if f.template.is_some() == f.content.is_some() {
-                return Err(err(
-                    &s.name,
-                    "a file needs exactly one of `template` or `content`".into(),
-                ));
+        match &s.resource {
+            Resource::Directory(d) => {
+                paths.push(&d.path);
+                check_mode(&d.mode).map_err(|m| err(&s.name, m))?;
             }
-        }
-        if let Some(d) = &s.download {
-            paths.push(&d.dest);
-            if d.source != "url" && d.source != "push" && !d.source.contains("{{") {
-                return Err(err(
-                    &s.name,
-                    format!("download source {:?} must be \"url\" or \"push\"", d.source),
-                ));
+            Resource::File(f) => {
+                paths.push(&f.path);
+                check_mode(&f.mode).map_err(|m| err(&s.name, m))?;
+                if f.template.is_some() == f.content.is_some() {
+                    return Err(err(
+                        &s.name,
+                        "a file needs exactly one of `template` or `content`".into(),
+                    ));
+                }
             }
-        }
-        if let Some(l) = &s.symlink {
-            paths.push(&l.path);
-        }
-        if let Some(svc) = &s.service {
-            paths.push(&svc.pidfile);
+            Resource::Download(d) => {
+                paths.push(&d.dest);
+                if d.source != "url" && d.source != "push" && !d.source.contains("{{") {
+                    return Err(err(
+                        &s.name,
+                        format!("download source {:?} must be \"url\" or \"push\"", d.source),
+                    ));
+                }
+            }
+            Resource::Symlink(l) => paths.push(&l.path),
+            Resource::Service(svc) => paths.push(&svc.pidfile),
+            _ => {}
         }
         for p in paths {
             check_path(p).map_err(|m| err(&s.name, m))?;
@@ -321,8 +314,28 @@ mod template_tests {
     use serde_json::json;
     use std::collections::BTreeMap;
 
+    /// A host's context with the typed Spark values sparkboot computes (not a hand-copied map).
     fn context(role: &str, address: &str) -> serde_json::Value {
-        json!({
+        use crate::spark::context::{Secrets, SparkContext, TemplateValues};
+        let raw = toml::from_str(
+            "[defaults]\n\"spark.deploy.spreadOut\" = false\n\"spark.worker.cleanup.enabled\" = true\n",
+        )
+        .expect("toml");
+        let settings = crate::spark::settings::resolve(raw).expect("settings");
+        let layout = crate::spark::layout::tests::builtin();
+        let values = TemplateValues {
+            spark: SparkContext::new(
+                &settings,
+                &layout,
+                "http://x/s.tgz".into(),
+                "ab".repeat(64),
+                "url",
+            ),
+            secrets: Secrets {
+                spark_auth: "s3cr3t-0123456789abcdef".into(),
+            },
+        };
+        let mut ctx = json!({
             "host": {"name": "w1", "address": address, "role": role, "user": "root"},
             "facts": {"cpus": 4, "memory_mb": 8192, "systemd": false, "java_major": 17},
             "inventory": {"source": "t", "master": {"name": "m", "address": "127.1.0.2", "role": "master"},
@@ -331,14 +344,12 @@ mod template_tests {
             "cluster": {"name": "c"},
             "vars": {},
             "exports": {"master_pubkey": "ssh-ed25519 AAAAkey"},
-            "spark": {"version": "3.5.7", "package": "bin-hadoop3", "url": "http://x/s.tgz", "sha512": "ab".repeat(64),
-                      "source": "url", "install_dir": "/opt/spark-3.5.7-bin-hadoop3", "home": "/opt/spark",
-                      "authenticate": true, "rpc_cipher": "AES/CTR/NoPadding", "master_port": 7077,
-                      "master_webui_port": 8080, "worker_webui_port": 8081, "worker_cores": 0, "worker_memory": "",
-                      "defaults_master": {"spark.deploy.spreadOut": "false"},
-                      "defaults_worker": {"spark.worker.cleanup.enabled": "true"}},
-            "secrets": {"spark_auth": "s3cr3t-0123456789abcdef"},
-        })
+        });
+        let values = serde_json::to_value(values).expect("values");
+        if let (Some(map), Some(add)) = (ctx.as_object_mut(), values.as_object()) {
+            map.extend(add.clone());
+        }
+        ctx
     }
 
     fn files(role: &str, address: &str) -> BTreeMap<String, String> {
@@ -358,7 +369,7 @@ mod template_tests {
         steps
             .into_iter()
             .filter_map(|s| match s.resource {
-                Resource::File { spec, content } => Some((spec.path, content)),
+                Resource::File(spec) => Some((spec.path, spec.content.unwrap_or_default())),
                 _ => None,
             })
             .collect()

@@ -2,9 +2,14 @@
 //!
 //! A role is data: `roles/<name>/role.toml` lists steps in order, each naming exactly one
 //! resource, plus handlers that restart a service when a step that notifies them changed.
-//! String fields may hold tera expressions (`{{ vars.spark_version }}`), rendered per host.
+//! String fields may hold tera expressions (`{{ spark.home }}`), rendered per host.
+//!
+//! The resource is a serde enum keyed by its kind (`file = { ... }`), so the same type is the
+//! raw step as written and, once every string in it is rendered, the evaluated step the planner
+//! reads. A step is read by hand from its table (a flattened enum would silently accept unknown
+//! keys), so a misspelt key or a second resource is an error that says which.
 
-use serde::Deserialize;
+use serde::{Deserialize, Deserializer, Serialize};
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -21,7 +26,8 @@ pub struct RoleFile {
     #[serde(default)]
     pub phase: u32,
     /// Values sparkboot must compute before this role can render: `spark` (the resolved
-    /// checksum, the cluster secret, ...). Only then does sparkboot fetch the checksum.
+    /// checksum, the cluster secret, the layout, ...). Only then does sparkboot fetch the
+    /// checksum.
     #[serde(default)]
     pub context: Vec<String>,
     #[serde(default, rename = "handler")]
@@ -32,13 +38,17 @@ pub struct RoleFile {
     /// on every host as `exports.<name>` (for example the cluster's public key).
     #[serde(default, rename = "export")]
     pub exports: Vec<Export>,
+    /// Where Spark lives on the nodes (the `spark` role carries it); read typed by
+    /// `crate::spark::layout`, and the source of every Spark path sparkboot uses.
+    pub layout: Option<toml::Table>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Export {
     pub name: String,
-    /// A file on the master whose text (trimmed) is the value. Never a secret.
+    /// A file on the master whose text (trimmed) is the value. Never a secret. May be a
+    /// template of the Spark context (`{{ spark.cluster_key }}.pub`).
     pub path: String,
 }
 
@@ -55,27 +65,91 @@ pub struct Handler {
 }
 
 /// One step as written: a label, optional condition and notifications, and one resource.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RawStep {
     pub name: String,
     /// A tera expression; the step is skipped on hosts where it is false.
     pub when: Option<String>,
-    #[serde(default)]
     pub notify: Vec<String>,
-    pub package: Option<PackageSpec>,
-    pub group: Option<GroupSpec>,
-    pub user: Option<UserSpec>,
-    pub directory: Option<DirectorySpec>,
-    pub file: Option<FileSpec>,
-    pub download: Option<DownloadSpec>,
-    pub symlink: Option<SymlinkSpec>,
-    pub authorized_key: Option<AuthorizedKeySpec>,
-    pub service: Option<ServiceSpec>,
-    pub command: Option<CommandSpec>,
+    pub resource: Resource,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+/// The resource kinds, keyed as in the role file.
+pub const KINDS: &[&str] = &[
+    "package",
+    "group",
+    "user",
+    "directory",
+    "file",
+    "download",
+    "symlink",
+    "authorized_key",
+    "service",
+    "command",
+];
+
+impl<'de> Deserialize<'de> for RawStep {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut table = toml::Table::deserialize(d)?;
+        let text = |v: toml::Value, key: &str| match v {
+            toml::Value::String(s) => Ok(s),
+            other => Err(D::Error::custom(format!(
+                "`{key}` must be a string, not {}",
+                other.type_str()
+            ))),
+        };
+        let name = match table.remove("name") {
+            Some(v) => text(v, "name")?,
+            None => return Err(D::Error::missing_field("name")),
+        };
+        let when = table.remove("when").map(|v| text(v, "when")).transpose()?;
+        let notify = match table.remove("notify") {
+            Some(v) => Vec::<String>::deserialize(v)
+                .map_err(|e| D::Error::custom(format!("step {name:?}, `notify`: {e}")))?,
+            None => Vec::new(),
+        };
+        if let Some(unknown) = table.keys().find(|k| !KINDS.contains(&k.as_str())) {
+            return Err(D::Error::custom(format!(
+                "step {name:?}: unknown field `{unknown}`; a step has name, when, notify and one resource ({})",
+                KINDS.join(", ")
+            )));
+        }
+        if table.len() != 1 {
+            return Err(D::Error::custom(format!(
+                "step {name:?} names {} resources; a step must name exactly one ({})",
+                table.len(),
+                KINDS.join(", ")
+            )));
+        }
+        let resource = Resource::deserialize(toml::Value::Table(table))
+            .map_err(|e| D::Error::custom(format!("step {name:?}: {e}")))?;
+        Ok(RawStep {
+            name,
+            when,
+            notify,
+            resource,
+        })
+    }
+}
+
+/// What a step manages. Every string field may be a template until the step is evaluated.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Resource {
+    Package(PackageSpec),
+    Group(GroupSpec),
+    User(UserSpec),
+    Directory(DirectorySpec),
+    File(FileSpec),
+    Download(DownloadSpec),
+    Symlink(SymlinkSpec),
+    AuthorizedKey(AuthorizedKeySpec),
+    Service(ServiceSpec),
+    Command(CommandSpec),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct PackageSpec {
     /// Package names on Debian and Ubuntu.
@@ -86,7 +160,7 @@ pub struct PackageSpec {
     pub dnf: Vec<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct GroupSpec {
     pub name: String,
@@ -94,7 +168,7 @@ pub struct GroupSpec {
     pub system: bool,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct UserSpec {
     pub name: String,
@@ -118,7 +192,7 @@ fn hash_comment() -> String {
     "#".into()
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DirectorySpec {
     pub path: String,
@@ -130,13 +204,14 @@ pub struct DirectorySpec {
     pub mode: String,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FileSpec {
     pub path: String,
-    /// A template under templates/ (tera, strict about undefined variables).
+    /// A template under templates/ (tera, strict about undefined variables). Evaluation renders
+    /// it into `content` (with the "managed by" header) and clears this field.
     pub template: Option<String>,
-    /// Literal content (rendered as a tera string).
+    /// Literal content (rendered as a tera string); after evaluation, the file's whole text.
     pub content: Option<String>,
     #[serde(default = "root")]
     pub owner: String,
@@ -152,7 +227,7 @@ pub struct FileSpec {
     pub secret: bool,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DownloadSpec {
     pub url: String,
@@ -174,14 +249,14 @@ fn url_source() -> String {
     "url".into()
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SymlinkSpec {
     pub path: String,
     pub target: String,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct AuthorizedKeySpec {
     pub user: String,
@@ -195,7 +270,7 @@ pub struct AuthorizedKeySpec {
     pub tag: String,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceSpec {
     pub name: String,
@@ -212,7 +287,7 @@ pub struct ServiceSpec {
     pub systemd_unit: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CommandSpec {
     pub run: String,
@@ -222,4 +297,43 @@ pub struct CommandSpec {
     pub unless: Option<String>,
     #[serde(default = "root")]
     pub user: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(text: &str) -> Result<RawStep, String> {
+        #[derive(Deserialize)]
+        struct One {
+            step: RawStep,
+        }
+        toml::from_str::<One>(text)
+            .map(|o| o.step)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_step_reads_its_one_resource() {
+        let s = step("[step]\nname = \"d\"\nnotify = [\"h\"]\ndirectory = { path = \"/x\" }\n")
+            .expect("parses");
+        assert_eq!(s.notify, vec!["h".to_string()]);
+        assert!(matches!(s.resource, Resource::Directory(ref d) if d.mode == "0755"));
+    }
+
+    #[test]
+    fn two_resources_an_unknown_key_or_a_typo_inside_are_errors() {
+        let e = step("[step]\nname = \"t\"\ndirectory = { path = \"/x\" }\nsymlink = { path = \"/y\", target = \"/x\" }\n")
+            .expect_err("two");
+        assert!(e.contains("names 2 resources"), "{e}");
+        let e = step("[step]\nname = \"t\"\ndirectroy = { path = \"/x\" }\n").expect_err("typo");
+        assert!(e.contains("unknown field `directroy`"), "{e}");
+        let e = step("[step]\nname = \"t\"\ndirectory = { path = \"/x\", mod = \"0755\" }\n")
+            .expect_err("inner typo");
+        assert!(e.contains("mod"), "{e}");
+        let e = step("[step]\nname = \"t\"\n").expect_err("none");
+        assert!(e.contains("names 0 resources"), "{e}");
+        let e = step("[step]\ndirectory = { path = \"/x\" }\n").expect_err("no name");
+        assert!(e.contains("name"), "{e}");
+    }
 }

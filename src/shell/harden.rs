@@ -7,7 +7,8 @@
 //! so [`rollback`] can put it back after a failed fresh login and [`commit`] drops it after a
 //! good one.
 
-use super::{guard, quote};
+use super::{guard, join, quote};
+use crate::spark::layout::Layout;
 
 /// Suffix of the copy a fix keeps until the fresh login proved the change safe.
 pub const BACKUP: &str = ".sparkboot-prev";
@@ -41,8 +42,9 @@ const MASK_AWK: &str = r#"{
   } else print line
 }"#;
 
-/// Paths whose owner and mode the audit reads, besides every home's `.ssh`.
-const STAT_PATHS: &str = "/etc/ssh/sshd_config /etc/ssh/sshd_config.d /etc/ssh/sshd_config.d/*.conf /etc/ssh/ssh_host_*_key /opt/spark/conf/spark-defaults.conf /opt/spark/conf/spark-env.sh /var/lib/spark /var/lib/spark/run /var/lib/spark/work /var/lib/spark/local /var/log/spark";
+/// SSH paths whose owner and mode the audit reads (globs), besides every home's `.ssh` and the
+/// layout's Spark paths.
+const SSH_STAT_PATHS: &str = "/etc/ssh/sshd_config /etc/ssh/sshd_config.d /etc/ssh/sshd_config.d/*.conf /etc/ssh/ssh_host_*_key";
 
 /// What the audit reads in one home (`$1`), run by whoever controls that home's `.ssh`: a job
 /// running as that user could point any name there at a file only root may read.
@@ -64,8 +66,17 @@ exit 0"#;
 
 /// The read-only audit probe (run as root). Output sections start with `@@harden:`; see
 /// `crate::harden::facts::parse`. It sends nothing over the network.
-pub fn audit_script(dropin: &str) -> String {
+pub fn audit_script(dropin: &str, layout: &Layout) -> String {
     let d = quote(dropin);
+    let spark_paths = [
+        layout.conf_file("spark-defaults.conf"),
+        layout.conf_file("spark-env.sh"),
+        layout.user_home.clone(),
+        layout.pid_dir.clone(),
+        layout.work_dir.clone(),
+        layout.local_dir.clone(),
+        layout.log_dir.clone(),
+    ];
     format!(
         r#"export LC_ALL=C
 {ctl}FMT='%a	%U	%G	%F	%n'
@@ -81,11 +92,11 @@ sb_home={home}
   if [ "$u" = root ]; then sh -c "$sb_home" sb "$h"; else (cd / && runuser -u "$u" -- sh -c "$sb_home" sb "$h"); fi
 done
 echo '@@harden:stat'
-for p in {STAT_PATHS}; do [ -e "$p" ] && [ ! -L "$p" ] && stat -c "$FMT" -- "$p"; done
-echo '@@harden:spark-link'; l=$(readlink /opt/spark 2>/dev/null); echo "${{l##*/}}"
-c=/opt/spark/conf/spark-defaults.conf
+for p in {SSH_STAT_PATHS} {spark_paths}; do [ -e "$p" ] && [ ! -L "$p" ] && stat -c "$FMT" -- "$p"; done
+echo '@@harden:spark-link'; l=$(readlink {spark_home} 2>/dev/null); echo "${{l##*/}}"
+c={defaults}
 if [ -f "$c" ]; then echo '@@harden:spark-defaults present'; awk {mask} "$c"; else echo '@@harden:spark-defaults absent'; fi
-e=/opt/spark/conf/spark-env.sh
+e={env}
 if [ -f "$e" ]; then echo '@@harden:spark-env present'; grep -E '^[[:space:]]*(export[[:space:]]+)?SPARK_LOCAL_IP=' "$e"; else echo '@@harden:spark-env absent'; fi
 for n in board_asset_tag sys_vendor product_uuid; do echo "@@harden:dmi $n"; cat "/sys/devices/virtual/dmi/id/$n" 2>/dev/null; echo; done
 echo '@@harden:dmi hypervisor_uuid'; cat /sys/hypervisor/uuid 2>/dev/null; echo
@@ -94,6 +105,10 @@ exit 0
         ctl = guard::CTL_FN,
         home = quote(HOME_AUDIT),
         mask = quote(MASK_AWK),
+        spark_paths = join(&spark_paths),
+        spark_home = quote(&layout.home),
+        defaults = quote(&layout.conf_file("spark-defaults.conf")),
+        env = quote(&layout.conf_file("spark-env.sh")),
     )
 }
 
@@ -239,7 +254,8 @@ mod tests {
 
     #[test]
     fn probe_sends_nothing_over_the_network_and_masks_secrets() {
-        let s = audit_script("/etc/ssh/sshd_config.d/10-x.conf");
+        let layout = crate::spark::layout::tests::builtin();
+        let s = audit_script("/etc/ssh/sshd_config.d/10-x.conf", &layout);
         assert!(!s.contains("169.254") && !s.contains("curl"), "{s}");
         assert!(s.contains("<set>"));
         assert!(s.contains("if [ -f /etc/ssh/sshd_config.d/10-x.conf ]"));

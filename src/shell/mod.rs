@@ -10,6 +10,7 @@ pub mod guard;
 pub mod harden;
 pub mod ops;
 pub mod probe;
+pub mod spark;
 
 /// Quotes one word for a POSIX shell. Words containing NUL cannot be quoted and are replaced by
 /// an expression that fails loudly, so a bad value never runs as something else.

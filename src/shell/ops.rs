@@ -208,16 +208,6 @@ pub fn systemd_restart(unit: &str) -> String {
     )
 }
 
-/// `sparkboot status` on one node: the installed Spark and whether its daemon runs.
-/// Prints `version=<dir the link points at>` and `running=<yes|no>`.
-pub fn spark_status(pidfile: &str, cmdline_match: &str) -> String {
-    format!(
-        "{PID_FN}\necho \"version=$(basename \"$(readlink /opt/spark 2>/dev/null)\")\"\nif sb_pid {} {} >/dev/null; then echo running=yes; else echo running=no; fi",
-        quote(pidfile),
-        quote(cmdline_match)
-    )
-}
-
 /// A role's command step, run as `user`.
 pub fn command(user: &str, run: &str) -> String {
     as_user(user, run)

@@ -85,6 +85,9 @@ pub fn script(request: &ProbeRequest) -> String {
     for (i, p) in request.contents.iter().enumerate() {
         section("content", i, format!("sb_read {}", quote(p)));
     }
+    for (i, command) in request.observe.values().enumerate() {
+        section("observe", i, format!("( {command} ) 2>/dev/null"));
+    }
     for (i, u) in request.authorized_keys.iter().enumerate() {
         // Read as the home's owner: a job running as that user controls the home.
         let call = format!("h=$(getent passwd {} | cut -d: -f6); if [ -n \"$h\" ]; then sb_read \"$h/.ssh/authorized_keys\"; else echo absent; fi", quote(u));

@@ -1,39 +1,36 @@
 //! Cross-host checks after the roles ran: every inventory worker must be ALIVE on the master,
 //! and workers the master still lists but the inventory dropped (a scale-in) are stopped.
+//!
+//! On a no-op run the master's probe already read its status page: when no host changed
+//! anything and every expected worker was ALIVE then, nothing is read again.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::apply::{self, HostRun, HostState, Prepared, Settings};
+use crate::engine::converge::ConvergePlan;
+use crate::engine::{Engine, Node};
 use crate::inventory::{Host, NodeRole};
 use crate::shell;
 use crate::transport::KnownHosts;
 
+use super::layout::Layout;
 use super::registration::alive_workers;
 
-/// The script that reads the master's status page from the master itself.
-pub fn status_script(address: &str, port: u16) -> String {
-    let url = format!("http://{address}:{port}/json/");
-    format!(
-        "if command -v curl >/dev/null 2>&1; then curl -fsS --max-time 5 {u}; else wget -q -T 5 -O - {u}; fi",
-        u = shell::quote(&url)
-    )
-}
+type Items = Vec<(Node, crate::engine::HostConverge)>;
 
 /// Polls the master until every expected worker is ALIVE or the deadline passes; returns the
 /// workers that are ALIVE at the end (the master's view).
-fn wait_for(
-    run: &mut HostRun,
+pub fn wait_for(
+    node: &mut Node,
     port: u16,
     expected: &BTreeSet<String>,
     timeout: Duration,
 ) -> Result<BTreeSet<String>, String> {
     let started = Instant::now();
-    let script = status_script(&run.host.address, port);
+    let script = shell::spark::status_page(&node.host.address, port);
     loop {
-        run.bar.set("waiting for workers to register");
-        let last = match run.run(&script, None) {
+        node.bar.set("waiting for workers to register");
+        let last = match node.run(&script, None) {
             Some(out) if out.success() => match alive_workers(&out.stdout) {
                 Ok(alive) if expected.is_subset(&alive) => return Ok(alive),
                 Ok(alive) => Ok(alive),
@@ -58,7 +55,13 @@ fn wait_for(
 /// Only a host sparkboot configured before (its key pinned in known_hosts) is contacted, and
 /// only with that key: anyone holding the Spark secret can register a worker at any address,
 /// and logging in there would hand that address the operator's key, agent and jump host.
-fn stop_removed(template: &Host, address: &str, prep: &Prepared, known: &KnownHosts) -> String {
+pub fn stop_removed(
+    template: &Host,
+    address: &str,
+    layout: &Layout,
+    ssh: &crate::transport::SshOptions,
+    known: &KnownHosts,
+) -> String {
     match known.knows(address, template.port) {
         Ok(true) => {}
         Ok(false) => {
@@ -67,7 +70,6 @@ fn stop_removed(template: &Host, address: &str, prep: &Prepared, known: &KnownHo
         Err(e) => return format!("not connecting to {address}: {e}"),
     }
     let pinned_only = KnownHosts::new(known.path().to_path_buf(), true);
-    let known = &pinned_only;
     let host = Host {
         name: address.to_string(),
         address: address.to_string(),
@@ -76,14 +78,10 @@ fn stop_removed(template: &Host, address: &str, prep: &Prepared, known: &KnownHo
     };
     let opts = crate::transport::SshOptions {
         retry_deadline: Duration::from_secs(3),
-        ..prep.config.ssh.clone()
+        ..ssh.clone()
     };
-    let script = shell::as_user(
-        "spark",
-        "/opt/spark/sbin/spark-daemon.sh stop org.apache.spark.deploy.worker.Worker 1",
-    );
-    match crate::transport::Connection::open(&host, &opts, known) {
-        Ok(conn) => match conn.run(&script, shell::Privilege::Root, None) {
+    match crate::transport::Connection::open(&host, &opts, &pinned_only) {
+        Ok(conn) => match conn.run(&shell::spark::stop_worker(layout), shell::Privilege::Root, None) {
             Ok(out) if out.success() => format!("stopped the worker daemon on {address}, which is no longer in the inventory"),
             Ok(out) => format!("could not stop the worker on {address} (no longer in the inventory): {}", out.stderr.trim()),
             Err(e) => format!("could not stop the worker on {address}: {e}"),
@@ -93,73 +91,91 @@ fn stop_removed(template: &Host, address: &str, prep: &Prepared, known: &KnownHo
 }
 
 /// Runs the registration check on the master and fails inventory workers that are not ALIVE.
-/// Returns notes for the report (scale-in actions).
-pub async fn verify(
-    mut runs: Vec<HostRun>,
-    prep: &Arc<Prepared>,
-    known: &Arc<KnownHosts>,
-    settings: &Settings,
-) -> (Vec<HostRun>, Vec<String>) {
-    let master_alive = runs
-        .iter()
-        .any(|r| r.host.role == NodeRole::Master && r.alive());
-    if !master_alive {
-        return (runs, Vec::new());
+/// Returns the runs, notes for the report (scale-in actions) and the master's ALIVE workers.
+pub fn verify(
+    engine: &Engine,
+    items: Items,
+    plan: &ConvergePlan,
+) -> (Items, Vec<String>, Option<BTreeSet<String>>) {
+    let (mut masters, mut rest): (Items, Items) = items
+        .into_iter()
+        .partition(|(n, _)| n.host.role == NodeRole::Master);
+    if !masters.iter().any(|(n, _)| n.alive()) {
+        masters.append(&mut rest);
+        return (masters, Vec::new(), None);
     }
-    let expected: BTreeSet<String> = runs
+    let expected: BTreeSet<String> = rest
         .iter()
-        .filter(|r| r.host.role == NodeRole::Worker && r.alive())
-        .map(|r| r.host.address.clone())
+        .filter(|(n, _)| n.alive())
+        .map(|(n, _)| n.host.address.clone())
         .collect();
-    let inventory: BTreeSet<String> = prep
+    let inventory: BTreeSet<String> = plan
         .inventory
         .workers
         .iter()
         .map(|w| w.address.clone())
         .collect();
-    let port = prep.config.spark.master_webui_port;
-    let timeout = Duration::from_secs(prep.config.spark.registration_timeout_secs);
-    let exp = expected.clone();
-    let (k2, p2) = (known.clone(), prep.clone());
-    runs = apply::for_each_host(runs, prep, known, settings, move |run, _| {
-        if run.host.role != NodeRole::Master {
-            return;
-        }
-        match wait_for(run, port, &exp, timeout) {
-            Ok(alive) => {
-                let removed: Vec<String> = alive.difference(&inventory).cloned().collect();
-                let template = run.host.clone();
-                run.notes
-                    .extend(removed.iter().map(|a| stop_removed(&template, a, &p2, &k2)));
-                run.registered = Some(alive);
-            }
-            Err(e) => run.state = HostState::Failed(format!("registration check: {e}")),
-        }
-    })
-    .await;
-    let mut notes = Vec::new();
-    let alive = runs
+    let port = plan.config.spark.master_webui_port;
+    let timeout = Duration::from_secs(plan.config.spark.registration_timeout_secs);
+    let nothing_changed = masters
         .iter()
-        .find(|r| r.host.role == NodeRole::Master)
-        .and_then(|m| {
-            notes.extend(m.notes.iter().cloned());
-            m.registered.clone()
+        .chain(rest.iter())
+        .all(|(_, hc)| hc.changed == 0);
+    let seen = masters
+        .iter()
+        .find_map(|(_, hc)| hc.observed("status"))
+        .and_then(|json| alive_workers(json).ok());
+    let mut alive = match seen {
+        // A no-op: the probe's view holds, no round trip.
+        Some(seen) if nothing_changed && expected.is_subset(&seen) => Some(Ok(seen)),
+        _ => None,
+    };
+    if alive.is_none() {
+        let exp = expected.clone();
+        masters = engine.each(masters, move |node, hc| {
+            hc.registration = Some(wait_for(node, port, &exp, timeout));
         });
-    if let Some(alive) = alive {
-        for run in runs
+        alive = masters
             .iter_mut()
-            .filter(|r| r.host.role == NodeRole::Worker && r.alive())
-        {
-            if !alive.contains(&run.host.address) {
-                run.state = HostState::Failed(format!(
-                    "did not register with the master within {}s; see /var/log/spark on {} and check that it can reach {}:{}",
-                    timeout.as_secs(),
-                    run.host.name,
-                    prep.inventory.master.address,
-                    prep.config.spark.master_port
-                ));
+            .find_map(|(_, hc)| hc.registration.take());
+    }
+    let mut notes = Vec::new();
+    let alive = match alive {
+        Some(Ok(a)) => a,
+        Some(Err(e)) => {
+            for (n, _) in masters.iter_mut() {
+                n.fail(format!("registration check: {e}"));
             }
+            masters.append(&mut rest);
+            return (masters, notes, None);
+        }
+        None => {
+            masters.append(&mut rest);
+            return (masters, notes, None);
+        }
+    };
+    if let (Some(layout), Some((master, _))) = (&plan.layout, masters.first()) {
+        for removed in alive.difference(&inventory) {
+            notes.push(stop_removed(
+                &master.host,
+                removed,
+                layout,
+                &plan.config.ssh,
+                &engine.known,
+            ));
         }
     }
-    (runs, notes)
+    for (node, _) in rest.iter_mut().filter(|(n, _)| n.alive()) {
+        if !alive.contains(&node.host.address) {
+            node.fail(format!(
+                "did not register with the master within {}s; see the Spark logs on {} and check that it can reach {}:{}",
+                timeout.as_secs(),
+                node.host.name,
+                plan.inventory.master.address,
+                plan.config.spark.master_port
+            ));
+        }
+    }
+    masters.append(&mut rest);
+    (masters, notes, Some(alive))
 }

@@ -7,7 +7,9 @@
 
 pub mod checksum;
 pub mod cluster;
+pub mod context;
 pub mod fetch;
+pub mod layout;
 pub mod registration;
 pub mod s3;
 pub mod settings;
@@ -17,7 +19,6 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value};
 use thiserror::Error;
 
 use crate::config::Config;
@@ -37,7 +38,7 @@ pub enum SparkError {
 
 /// Everything the roles need that sparkboot computes.
 pub struct Prepared {
-    pub context: Value,
+    pub context: context::TemplateValues,
     /// Values to redact from every diff, error and report.
     pub secrets: Vec<String>,
     /// Verified local archives for push mode, by sha512.
@@ -82,6 +83,7 @@ pub fn cluster_secret(state_dir: &Path) -> Result<(String, bool), SparkError> {
 /// with `check`, nothing is uploaded.
 pub fn prepare_for(
     config: &Config,
+    layout: &layout::Layout,
     cloud: Option<&crate::inventory::aws::Cloud>,
     check: bool,
 ) -> Result<Prepared, SparkError> {
@@ -120,27 +122,15 @@ pub fn prepare_for(
     } else {
         String::new()
     };
-    let context = json!({
-        "spark": {
-            "version": s.version,
-            "package": s.package,
-            "url": url,
-            "sha512": sha512,
-            "source": if s.distribution == Distribution::Push { "push" } else { "url" },
-            "install_dir": s.install_dir(),
-            "home": "/opt/spark",
-            "authenticate": s.authenticate,
-            "rpc_cipher": s.rpc_cipher,
-            "master_port": s.master_port,
-            "master_webui_port": s.master_webui_port,
-            "worker_webui_port": s.worker_webui_port,
-            "worker_cores": s.worker_cores,
-            "worker_memory": s.worker_memory,
-            "defaults_master": s.defaults_for("master"),
-            "defaults_worker": s.defaults_for("worker"),
-        },
-        "secrets": {"spark_auth": secret},
-    });
+    let source = if s.distribution == Distribution::Push {
+        "push"
+    } else {
+        "url"
+    };
+    let context = context::TemplateValues {
+        spark: context::SparkContext::new(s, layout, url, sha512, source),
+        secrets: context::Secrets { spark_auth: secret },
+    };
     Ok(Prepared {
         context,
         secrets,

@@ -265,11 +265,6 @@ impl SparkSettings {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect()
     }
-
-    /// The directory the archive unpacks into, e.g. /opt/spark-3.5.7-bin-hadoop3.
-    pub fn install_dir(&self) -> String {
-        format!("/opt/spark-{}-{}", self.version, self.package)
-    }
 }
 
 #[cfg(test)]
@@ -287,7 +282,6 @@ mod tests {
             s.url,
             "https://archive.apache.org/dist/spark/spark-3.5.7/spark-3.5.7-bin-hadoop3.tgz"
         );
-        assert_eq!(s.install_dir(), "/opt/spark-3.5.7-bin-hadoop3");
         assert_eq!(s.distribution, Distribution::Direct);
         assert!(s.authenticate);
     }

@@ -69,6 +69,8 @@ pub enum TransportError {
         context: String,
         message: String,
     },
+    #[error("{host}: the SSH session was lost before a command could start ({message})")]
+    SessionLost { host: String, message: String },
     #[error("{host}: bad jump_host {spec:?}: {message}")]
     JumpSpec {
         host: String,
@@ -81,5 +83,10 @@ impl TransportError {
     /// Unreachable hosts are counted apart from failed ones in the recap, as operators expect.
     pub fn is_unreachable(&self) -> bool {
         matches!(self, TransportError::Unreachable { .. })
+    }
+
+    /// Nothing ran: opening a new session and trying again is safe.
+    pub fn is_stale_session(&self) -> bool {
+        matches!(self, TransportError::SessionLost { .. })
     }
 }

@@ -190,10 +190,15 @@ impl Connection {
         // the elapsed time between reads.
         self.session.set_timeout(duration_ms(self.command_timeout));
         let _ = self.session.keepalive_send();
-        let mut channel = self
-            .session
-            .channel_session()
-            .map_err(|e| err("opening a channel", &e))?;
+        // Nothing has run yet when no channel opens: the session itself is gone (an idle
+        // session across `watch` reconciles, a restarted sshd), and the caller may reconnect.
+        let mut channel =
+            self.session
+                .channel_session()
+                .map_err(|e| TransportError::SessionLost {
+                    host: self.host_name.clone(),
+                    message: e.to_string(),
+                })?;
         channel
             .exec(command)
             .map_err(|e| err("starting a command", &e))?;

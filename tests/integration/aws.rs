@@ -222,7 +222,8 @@ fn aws_discovery_follows_the_auto_scaling_group() {
     assert!(!notes.contains("EC2 does not"), "{notes}");
     aws.set_capacity("disc-workers", 0);
 
-    // Clear errors for a missing group and a missing master, before any connection.
+    // Clear errors for a missing group and a missing master, before any connection: a failed
+    // discovery exits 5.
     std::fs::write(&config, format!("{body}asg = \"nope\"\n")).expect("config");
     let out = moto.sparkboot(&[
         "inventory",
@@ -231,7 +232,7 @@ fn aws_discovery_follows_the_auto_scaling_group() {
         "--inventory",
         "aws",
     ]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
     assert!(
         text(&out).contains("no Auto Scaling group named \"nope\""),
         "{}",
@@ -245,7 +246,7 @@ fn aws_discovery_follows_the_auto_scaling_group() {
         "--inventory",
         "aws",
     ]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(out.status.code(), Some(5), "{}", text(&out));
     assert!(
         text(&out).contains("no running master") && text(&out).contains("sparkboot:cluster=ghost"),
         "{}",

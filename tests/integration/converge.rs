@@ -27,6 +27,13 @@ fn first_run_changes_then_second_run_changes_nothing() {
         );
         assert_eq!(ok, 5, "{name}");
     }
+    for h in json(&second)["hosts"].as_array().expect("hosts") {
+        assert_eq!(
+            (&h["handshakes"], &h["commands"]),
+            (&1.into(), &1.into()),
+            "{h}"
+        );
+    }
     assert_eq!(
         lab.sh(&cfg, "lab-worker-1", "cat /run/demo.pid"),
         pid_before,

@@ -6,5 +6,6 @@ mod common;
 mod converge;
 mod harden;
 mod lab;
+mod layout;
 mod security;
 mod spark;

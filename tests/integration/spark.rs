@@ -129,6 +129,15 @@ fn spark_cluster_end_to_end() {
         changed(&second).values().all(|n| *n == 0),
         "no-op run changed something: {second:#}"
     );
+    // One handshake and one round trip per host, the master included (its probe carries the
+    // exported key and the status page).
+    for h in second["hosts"].as_array().expect("hosts") {
+        assert_eq!(
+            (&h["handshakes"], &h["commands"]),
+            (&1.into(), &1.into()),
+            "{h}"
+        );
+    }
     assert_eq!(c.pids(&cfg, &all), pids, "a no-op run restarted a daemon");
 
     // 3. A worker-only property restarts only the workers.

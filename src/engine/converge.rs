@@ -1,0 +1,320 @@
+//! The roles pipeline that `converge`, `harden` and `watch` run: load and render the roles,
+//! probe every host once, run the phases in order across hosts (the master's daemon is up
+//! before any worker's starts), and for a Spark cluster check that every worker registered.
+//!
+//! A no-op costs each host one handshake and one round trip, the master included: the master's
+//! probe also reads what later phases import from it (the cluster's public key) and its status
+//! page, so nothing is read again unless this run changed it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use serde_json::Value;
+
+use super::host::HostConverge;
+use super::node::Node;
+use super::{context, Engine};
+use crate::config::Config;
+use crate::error::Error;
+use crate::facts::SystemFacts;
+use crate::inventory::{Inventory, NodeRole};
+use crate::plan::{PlanOptions, Redactor};
+use crate::roles::{EvalContext, Library, Role};
+use crate::spark::layout::Layout;
+
+/// What to converge and how.
+pub struct ConvergeRequest<'a> {
+    pub roles: &'a [String],
+    pub check: bool,
+    pub diff: bool,
+}
+
+/// Roles whose presence means "this is a Spark cluster": check registration at the end.
+const DAEMON_ROLES: [&str; 2] = ["spark-master", "spark-worker"];
+
+/// Everything a converge needs, loaded and validated before any connection.
+pub struct ConvergePlan {
+    pub config: Arc<Config>,
+    pub inventory: Arc<Inventory>,
+    pub roles: Vec<Role>,
+    pub eval: EvalContext,
+    pub options: PlanOptions,
+    /// The values sparkboot computed for the roles (`spark.*`, `secrets.*`), merged into every
+    /// host's template context.
+    pub values: Value,
+    /// (name, path on the master) of every export.
+    pub export_paths: Vec<(String, String)>,
+    /// The script that reads the master's status page, for a Spark cluster.
+    pub status_probe: Option<String>,
+    /// The Spark layout, when the roles use the Spark context.
+    pub layout: Option<Layout>,
+    /// Set when this run created the cluster's Spark secret.
+    pub created_secret: Option<PathBuf>,
+}
+
+/// One host's converge, finished.
+pub struct HostResult {
+    pub node: Node,
+    pub converge: HostConverge,
+}
+
+pub struct ConvergeOutcome {
+    pub hosts: Vec<HostResult>,
+    /// Cluster-level actions (stopping a worker the inventory dropped).
+    pub notes: Vec<String>,
+    pub plan: Arc<ConvergePlan>,
+}
+
+/// Values of config vars whose names mark them as secret; they are redacted from every diff and
+/// error message.
+pub fn secret_vars(config: &Config) -> Vec<String> {
+    const MARKERS: [&str; 5] = ["secret", "password", "token", "private", "credential"];
+    config
+        .vars
+        .iter()
+        .filter(|(k, _)| {
+            let k = k.to_ascii_lowercase();
+            MARKERS.iter().any(|m| k.contains(m))
+        })
+        .filter_map(|(_, v)| v.as_str().map(str::to_string))
+        .collect()
+}
+
+/// Loads the roles and computes sparkboot's values for them (fetching the Spark checksum and,
+/// for the s3 distribution, staging the archive). Nothing is contacted but the Spark source.
+pub fn prepare(engine: &Engine, req: &ConvergeRequest) -> Result<ConvergePlan, Error> {
+    let config = engine.config.clone();
+    let library = Library {
+        roles_dir: config.roles_dir.clone(),
+        templates_dir: config.templates_dir.clone(),
+    };
+    let roles = library.load_roles(req.roles)?;
+    let eval = EvalContext::new(&library, &roles)?;
+    let mut secrets = secret_vars(&config);
+    let mut values = serde_json::json!({});
+    let mut layout = None;
+    let mut created_secret = None;
+    let mut pushed = BTreeMap::new();
+    if roles
+        .iter()
+        .any(|r| r.data.context.iter().any(|c| c == "spark"))
+    {
+        let l = Layout::load(&library)?;
+        let spark =
+            crate::spark::prepare_for(&config, &l, engine.inventory.cloud.as_ref(), req.check)?;
+        secrets.extend(spark.secrets);
+        values = serde_json::to_value(&spark.context)
+            .map_err(|e| Error::Usage(format!("internal: the Spark context: {e}")))?;
+        created_secret = spark.created_secret;
+        pushed = spark.pushed;
+        layout = Some(l);
+    }
+    let options = PlanOptions {
+        diff: req.diff,
+        check: req.check,
+        redactor: Redactor::new(secrets),
+        pushed,
+    };
+    finish(engine, roles, eval, options, values, layout, created_secret)
+}
+
+fn finish(
+    engine: &Engine,
+    roles: Vec<Role>,
+    eval: EvalContext,
+    options: PlanOptions,
+    values: Value,
+    layout: Option<Layout>,
+    created_secret: Option<PathBuf>,
+) -> Result<ConvergePlan, Error> {
+    let inventory = engine.inventory.clone();
+    let master_ctx = context::build(
+        &engine.config,
+        &inventory,
+        &inventory.master,
+        &SystemFacts::default(),
+        &values,
+    );
+    let export_paths = crate::roles::exports(&roles, None, &master_ctx)?;
+    let spark_cluster = roles
+        .iter()
+        .any(|r| DAEMON_ROLES.contains(&r.name.as_str()));
+    let status_probe = spark_cluster.then(|| {
+        crate::shell::spark::status_page(
+            &inventory.master.address,
+            engine.config.spark.master_webui_port,
+        )
+    });
+    Ok(ConvergePlan {
+        config: engine.config.clone(),
+        inventory,
+        roles,
+        eval,
+        options,
+        values,
+        export_paths,
+        status_probe,
+        layout,
+        created_secret,
+    })
+}
+
+/// Placeholders for exports not known yet (check mode on a fresh cluster).
+fn placeholders(plan: &ConvergePlan) -> serde_json::Map<String, Value> {
+    plan.export_paths
+        .iter()
+        .map(|(name, path)| {
+            (
+                name.clone(),
+                Value::String(format!("(read from the master: {path})")),
+            )
+        })
+        .collect()
+}
+
+/// Reads exports on the master through its session, as whoever controls the file.
+fn read_exports(node: &mut Node, paths: &[(String, String)]) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (name, path) in paths {
+        let Some(o) = node.run(&crate::shell::ops::read_export(path), None) else {
+            return out;
+        };
+        match crate::facts::parse_content(&o.stdout) {
+            Ok(Some(v)) if o.success() && !v.trim().is_empty() => {
+                out.insert(name.clone(), v.trim().to_string());
+            }
+            Ok(_) => {}
+            Err(e) => {
+                node.fail(format!("cannot read export {name} from {path}: {e}"));
+                return out;
+            }
+        }
+    }
+    out
+}
+
+/// Plans, then applies phase by phase; for a Spark cluster (not `--check`), checks
+/// registration and stops workers the inventory dropped.
+pub fn run(
+    engine: &Engine,
+    nodes: Vec<Node>,
+    plan: Arc<ConvergePlan>,
+) -> Result<ConvergeOutcome, Error> {
+    let handlers = Arc::new(crate::roles::handler_map(&plan.roles));
+    let master_name = plan.inventory.master.name.clone();
+    let mut exports = placeholders(&plan);
+    let master_selected = nodes.iter().any(|n| n.host.name == master_name);
+    if !plan.export_paths.is_empty() && !master_selected {
+        // Workers need values only the master has; read them without changing the master.
+        let master = engine.node(plan.inventory.master.clone(), "(master, read only)");
+        let paths = plan.export_paths.clone();
+        for (_, read) in engine.each(vec![(master, BTreeMap::new())], move |node, out| {
+            *out = read_exports(node, &paths)
+        }) {
+            exports.extend(read.into_iter().map(|(k, v)| (k, Value::String(v))));
+        }
+    }
+    let items: Vec<(Node, HostConverge)> = nodes
+        .into_iter()
+        .map(|n| (n, HostConverge::new(handlers.clone())))
+        .collect();
+    let (p, snapshot) = (plan.clone(), Arc::new(Value::Object(exports.clone())));
+    let mut items = engine.each(items, move |node, hc| hc.probe(node, &p, &snapshot));
+    if let Some((_, hc)) = items.iter().find(|(n, _)| n.host.name == master_name) {
+        for (name, path) in &plan.export_paths {
+            if let Some(v) = hc.probed(path) {
+                exports.insert(name.clone(), Value::String(v));
+            }
+        }
+    }
+    let phases: BTreeSet<u32> = plan.roles.iter().map(|r| r.data.phase).collect();
+    let check = plan.options.check;
+    for phase in phases {
+        let snapshot = Arc::new(Value::Object(exports.clone()));
+        let p = plan.clone();
+        let phase_exports = crate::roles::exports(
+            &plan.roles,
+            Some(phase),
+            &context::build(
+                &plan.config,
+                &plan.inventory,
+                &plan.inventory.master,
+                &SystemFacts::default(),
+                &plan.values,
+            ),
+        )?;
+        items = engine.each(items, move |node, hc| {
+            let before = hc.changed;
+            hc.run_phase(node, &p, phase, check, &snapshot);
+            if node.host.role != NodeRole::Master || !node.alive() {
+                return;
+            }
+            // Unchanged on the master this phase: the probe's values still hold.
+            let stale: Vec<(String, String)> = phase_exports
+                .iter()
+                .filter(|(_, path)| hc.changed > before || hc.probed(path).is_none())
+                .cloned()
+                .collect();
+            hc.exported = read_exports(node, &stale);
+        });
+        for (_, hc) in &items {
+            exports.extend(
+                hc.exported
+                    .iter()
+                    .map(|(k, v)| (k.clone(), Value::String(v.clone()))),
+            );
+        }
+    }
+    let (items, notes, _registered) = if plan.status_probe.is_some() && !check {
+        crate::spark::cluster::verify(engine, items, &plan)
+    } else {
+        (items, Vec::new(), None)
+    };
+    Ok(ConvergeOutcome {
+        hosts: items
+            .into_iter()
+            .map(|(node, converge)| HostResult { node, converge })
+            .collect(),
+        notes,
+        plan,
+    })
+}
+
+impl ConvergeOutcome {
+    /// Recap lines in inventory order (master first), for the report.
+    pub fn recap(&self) -> Vec<crate::report::HostRecap> {
+        let mut hosts: Vec<&HostResult> = self.hosts.iter().collect();
+        hosts.sort_by_key(|h| (h.node.host.role, h.node.host.name.clone()));
+        hosts
+            .into_iter()
+            .map(|h| {
+                let (failed, unreachable) = match h.node.error() {
+                    None => (0, 0),
+                    Some(_) if h.node.unreachable() => (0, 1),
+                    Some(_) => (1, 0),
+                };
+                crate::report::HostRecap {
+                    name: h.node.host.name.clone(),
+                    address: h.node.host.address.clone(),
+                    role: h.node.host.role.as_str().to_string(),
+                    ok: h.converge.ok,
+                    changed: h.converge.changed,
+                    failed,
+                    unreachable,
+                    skipped: h.converge.skipped,
+                    handshakes: h.node.handshakes,
+                    commands: h.node.commands,
+                    error: h.node.error().map(str::to_string),
+                    steps: h.converge.steps.clone(),
+                }
+            })
+            .collect()
+    }
+
+    pub fn finish_bars(&self) {
+        for h in &self.hosts {
+            h.node.finish_bar();
+        }
+    }
+}

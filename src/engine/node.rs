@@ -1,0 +1,175 @@
+//! One host as every command sees it: its inventory entry, its SSH session (opened once, kept
+//! across phases and, for `watch`, across reconciles), whether it is still usable, and its
+//! progress line. What a command learns about the host lives in the command's own per-host
+//! value, not here.
+
+use std::sync::Arc;
+
+use crate::inventory::Host;
+use crate::plan::Payload;
+use crate::report::HostBar;
+use crate::shell::Privilege;
+use crate::transport::{Connection, KnownHosts, Output, SshOptions, TransportError};
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum NodeState {
+    Running,
+    Failed(String),
+    Unreachable(String),
+}
+
+/// How to (re)open a session: shared by every node of a run.
+#[derive(Debug)]
+pub struct Link {
+    pub ssh: SshOptions,
+    pub known: Arc<KnownHosts>,
+}
+
+pub struct Node {
+    pub host: Host,
+    conn: Option<Connection>,
+    pub state: NodeState,
+    pub bar: HostBar,
+    link: Arc<Link>,
+    /// SSH handshakes and remote commands so far: what a run cost this host (`--json`).
+    pub handshakes: u32,
+    pub commands: u32,
+}
+
+impl Node {
+    pub fn new(host: Host, link: Arc<Link>, bar: HostBar) -> Node {
+        Node {
+            host,
+            conn: None,
+            state: NodeState::Running,
+            bar,
+            link,
+            handshakes: 0,
+            commands: 0,
+        }
+    }
+
+    pub fn alive(&self) -> bool {
+        self.state == NodeState::Running
+    }
+
+    pub fn connected(&self) -> bool {
+        self.conn.is_some()
+    }
+
+    /// Marks the node failed (the first reason wins) and drops its session.
+    pub fn fail(&mut self, reason: String) {
+        if self.alive() {
+            self.state = NodeState::Failed(reason);
+        }
+    }
+
+    fn fail_transport(&mut self, e: TransportError) {
+        self.conn = None;
+        self.state = if e.is_unreachable() {
+            NodeState::Unreachable(e.to_string())
+        } else {
+            NodeState::Failed(e.to_string())
+        };
+    }
+
+    /// Opens the session (retrying a booting host) and checks its key.
+    pub fn connect(&mut self) {
+        self.bar.set("connecting");
+        self.handshakes += 1;
+        match Connection::open(&self.host, &self.link.ssh, &self.link.known) {
+            Ok(c) => self.conn = Some(c),
+            Err(e) => self.fail_transport(e),
+        }
+    }
+
+    /// Closes the session (when too many hosts for the fd limit stay open otherwise).
+    pub fn disconnect(&mut self) {
+        self.conn = None;
+    }
+
+    /// A node that failed in an earlier run (for `watch`) gets another chance.
+    pub fn reset(&mut self) {
+        if !self.alive() {
+            self.conn = None;
+            self.state = NodeState::Running;
+        }
+    }
+
+    /// Runs a script as root; on a transport failure the node is marked failed or unreachable
+    /// and `None` is returned. A session that dropped while idle (the host rebooted, sshd
+    /// restarted) is opened again once, when the command could not even start.
+    pub fn run(&mut self, script: &str, stdin: Option<&Payload>) -> Option<Output> {
+        self.run_with(script, Privilege::Root, stdin)
+    }
+
+    /// Runs a command as the login user (no sudo): `sparkboot exec` without `--sudo`.
+    pub fn run_as_login(&mut self, command: &str) -> Option<Output> {
+        self.run_with(command, Privilege::AsLogin, None)
+    }
+
+    fn run_with(
+        &mut self,
+        script: &str,
+        privilege: Privilege,
+        stdin: Option<&Payload>,
+    ) -> Option<Output> {
+        if !self.alive() {
+            return None;
+        }
+        if self.conn.is_none() {
+            self.connect();
+        }
+        let result = self.exec(script, privilege, stdin)?;
+        let result = match result {
+            Err(e) if e.is_stale_session() => {
+                self.conn = None;
+                self.connect();
+                self.exec(script, privilege, stdin)?
+            }
+            other => other,
+        };
+        match result {
+            Ok(out) => Some(out),
+            Err(e) => {
+                self.fail_transport(e);
+                None
+            }
+        }
+    }
+
+    fn exec(
+        &mut self,
+        script: &str,
+        privilege: Privilege,
+        stdin: Option<&Payload>,
+    ) -> Option<Result<Output, TransportError>> {
+        let conn = self.conn.as_ref()?;
+        self.commands += 1;
+        Some(match stdin {
+            None => conn.run(script, privilege, None),
+            Some(Payload::Bytes(b)) => conn.run(script, privilege, Some(b)),
+            Some(Payload::LocalFile(p)) => conn.run_with_file(script, privilege, p),
+        })
+    }
+
+    /// The state as an error message, when the node failed.
+    pub fn error(&self) -> Option<&str> {
+        match &self.state {
+            NodeState::Running => None,
+            NodeState::Failed(e) | NodeState::Unreachable(e) => Some(e),
+        }
+    }
+
+    pub fn unreachable(&self) -> bool {
+        matches!(self.state, NodeState::Unreachable(_))
+    }
+
+    pub fn finish_bar(&self) {
+        self.bar.finish(match &self.state {
+            NodeState::Running => "done",
+            NodeState::Failed(_) => "FAILED",
+            NodeState::Unreachable(_) => "UNREACHABLE",
+        });
+    }
+}

@@ -1,0 +1,100 @@
+//! The values the Spark roles and templates render with (`spark.*`, `secrets.*`), as one typed
+//! value: the settings from `[spark]`, the layout from the spark role, and what sparkboot
+//! computed (the checksum, the URL nodes fetch, the cluster secret).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::layout::{DaemonPaths, Layout, Modes};
+use super::settings::SparkSettings;
+
+/// Everything sparkboot adds to a host's template context for roles with `context = ["spark"]`.
+#[derive(Debug, Clone, Serialize)]
+pub struct TemplateValues {
+    pub spark: SparkContext,
+    pub secrets: Secrets,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Secrets {
+    /// The cluster's Spark authentication secret (empty when authentication is off).
+    pub spark_auth: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SparkContext {
+    pub version: String,
+    pub package: String,
+    /// What nodes fetch: the source URL, or a presigned S3 URL (a secret).
+    pub url: String,
+    pub sha512: String,
+    /// `url` (nodes download) or `push` (streamed over SSH).
+    pub source: String,
+    pub install_dir: String,
+    pub home: String,
+    pub conf_dir: String,
+    pub user: String,
+    pub group: String,
+    pub user_home: String,
+    pub pid_dir: String,
+    pub log_dir: String,
+    pub work_dir: String,
+    pub local_dir: String,
+    pub cluster_key: String,
+    pub modes: Modes,
+    pub daemon_script: String,
+    pub master: DaemonPaths,
+    pub worker: DaemonPaths,
+    pub authenticate: bool,
+    pub rpc_cipher: String,
+    pub master_port: u16,
+    pub master_webui_port: u16,
+    pub worker_webui_port: u16,
+    pub worker_cores: u32,
+    pub worker_memory: String,
+    pub defaults_master: BTreeMap<String, String>,
+    pub defaults_worker: BTreeMap<String, String>,
+}
+
+impl SparkContext {
+    pub fn new(
+        s: &SparkSettings,
+        layout: &Layout,
+        url: String,
+        sha512: String,
+        source: &str,
+    ) -> SparkContext {
+        SparkContext {
+            version: s.version.clone(),
+            package: s.package.clone(),
+            url,
+            sha512,
+            source: source.to_string(),
+            install_dir: layout.install_dir(&s.version, &s.package),
+            home: layout.home.clone(),
+            conf_dir: layout.conf_dir(),
+            user: layout.user.clone(),
+            group: layout.group.clone(),
+            user_home: layout.user_home.clone(),
+            pid_dir: layout.pid_dir.clone(),
+            log_dir: layout.log_dir.clone(),
+            work_dir: layout.work_dir.clone(),
+            local_dir: layout.local_dir.clone(),
+            cluster_key: layout.cluster_key.clone(),
+            modes: layout.modes.clone(),
+            daemon_script: layout.daemon_script(),
+            master: layout.daemon(&layout.master),
+            worker: layout.daemon(&layout.worker),
+            authenticate: s.authenticate,
+            rpc_cipher: s.rpc_cipher.clone(),
+            master_port: s.master_port,
+            master_webui_port: s.master_webui_port,
+            worker_webui_port: s.worker_webui_port,
+            worker_cores: s.worker_cores,
+            worker_memory: s.worker_memory.clone(),
+            defaults_master: s.defaults_for("master"),
+            defaults_worker: s.defaults_for("worker"),
+        }
+    }
+}
