@@ -3,6 +3,8 @@
 # replaced.
 
 resource "aws_route53_zone" "cluster" {
+  count = local.create ? 1 : 0
+
   name    = local.dns_zone_name
   comment = "Private zone of sparkboot cluster ${var.cluster_name}"
 
@@ -14,9 +16,11 @@ resource "aws_route53_zone" "cluster" {
 }
 
 resource "aws_route53_record" "master" {
-  zone_id = aws_route53_zone.cluster.zone_id
+  count = local.create ? 1 : 0
+
+  zone_id = aws_route53_zone.cluster[0].zone_id
   name    = "${var.master_dns_label}.${local.dns_zone_name}"
   type    = "A"
   ttl     = 60
-  records = [aws_instance.master.private_ip]
+  records = [aws_instance.master[0].private_ip]
 }

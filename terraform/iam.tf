@@ -2,9 +2,13 @@
 # own bucket and list that bucket, and nothing else: no ec2:Describe*, no
 # DescribeInstanceAttribute (which would expose every instance's user-data), no other bucket.
 # sparkboot discovers the nodes from the operator's machine with the operator's credentials, so
-# the nodes need no EC2 or Auto Scaling permissions at all.
+# the nodes need no EC2 or Auto Scaling permissions at all. A caller can add a permissions
+# boundary and further managed policies (node_role_permissions_boundary, node_role_policy_arns).
+# The policy for the operator who runs `sparkboot watch` is in watch.tf.
 
 data "aws_iam_policy_document" "node_assume_role" {
+  count = local.create ? 1 : 0
+
   statement {
     sid     = "Ec2AssumesTheNodeRole"
     effect  = "Allow"
@@ -18,6 +22,8 @@ data "aws_iam_policy_document" "node_assume_role" {
 }
 
 data "aws_iam_policy_document" "node" {
+  count = local.create ? 1 : 0
+
   statement {
     sid    = "ListTheClusterBucket"
     effect = "Allow"
@@ -26,7 +32,7 @@ data "aws_iam_policy_document" "node" {
       "s3:ListBucket",
       "s3:ListBucketMultipartUploads",
     ]
-    resources = [aws_s3_bucket.cluster.arn]
+    resources = [aws_s3_bucket.cluster[0].arn]
   }
 
   # Spark's S3A connector writes with multipart uploads and commits by copy + delete, so besides
@@ -41,7 +47,7 @@ data "aws_iam_policy_document" "node" {
       "s3:ListMultipartUploadParts",
       "s3:PutObject",
     ]
-    resources = ["${aws_s3_bucket.cluster.arn}/*"]
+    resources = ["${aws_s3_bucket.cluster[0].arn}/*"]
   }
 
   # Only with a customer-managed bucket key; the AWS-managed aws/s3 key needs no IAM grant.
@@ -57,29 +63,45 @@ data "aws_iam_policy_document" "node" {
       condition {
         test     = "StringEquals"
         variable = "kms:ViaService"
-        values   = ["s3.${data.aws_region.current.name}.amazonaws.com"]
+        values   = ["s3.${local.region}.amazonaws.com"]
       }
     }
   }
 }
 
 resource "aws_iam_role" "node" {
-  name_prefix        = "${var.cluster_name}-node-"
-  description        = "Nodes of sparkboot cluster ${var.cluster_name}: access to the cluster bucket only"
-  assume_role_policy = data.aws_iam_policy_document.node_assume_role.json
+  count = local.create ? 1 : 0
+
+  name_prefix          = "${var.cluster_name}-node-"
+  description          = "Nodes of sparkboot cluster ${var.cluster_name}: access to the cluster bucket only"
+  assume_role_policy   = data.aws_iam_policy_document.node_assume_role[0].json
+  permissions_boundary = var.node_role_permissions_boundary
 
   tags = local.common_tags
 }
 
 resource "aws_iam_role_policy" "node" {
+  count = local.create ? 1 : 0
+
   name   = "cluster-bucket-access"
-  role   = aws_iam_role.node.id
-  policy = data.aws_iam_policy_document.node.json
+  role   = aws_iam_role.node[0].id
+  policy = data.aws_iam_policy_document.node[0].json
+}
+
+# The caller's extra managed policies, keyed by the caller's own names: the ARNs may be unknown
+# until apply (policies made in the same configuration), the keys never are.
+resource "aws_iam_role_policy_attachment" "node_extra" {
+  for_each = local.create ? var.node_role_policy_arns : {}
+
+  role       = aws_iam_role.node[0].name
+  policy_arn = each.value
 }
 
 resource "aws_iam_instance_profile" "node" {
+  count = local.create ? 1 : 0
+
   name_prefix = "${var.cluster_name}-node-"
-  role        = aws_iam_role.node.name
+  role        = aws_iam_role.node[0].name
 
   tags = local.common_tags
 }

@@ -1,17 +1,20 @@
 # The master: one on-demand instance (losing it to a spot interruption would stop every job).
 # IMDSv2 only, hop limit 1 (no container on the node can reach the metadata service), encrypted
-# root volume, the node instance profile, and no public IP unless associate_public_ip_address.
+# root volume, the node instance profile, and no public IP unless
+# master_associate_public_ip_address.
 
 resource "aws_instance" "master" {
-  #checkov:skip=CKV_AWS_88:No public IP unless the caller sets associate_public_ip_address (default false); the complete example sets it because it has no NAT or bastion, and SSH stays limited to admin_cidrs.
+  #checkov:skip=CKV_AWS_88:No public IP unless the caller sets master_associate_public_ip_address (default false); the examples set it because their master is the SSH entry point (no VPN or bastion), and SSH stays limited to admin_cidrs and admin_security_group_ids.
   #checkov:skip=CKV_AWS_126:Detailed monitoring is billed per instance; it is opt-in through detailed_monitoring (default false), and basic 5-minute metrics stay on.
+  count = local.create ? 1 : 0
+
   ami                         = local.ami_id
   instance_type               = var.master_instance_type
   subnet_id                   = local.master_subnet_id
-  vpc_security_group_ids      = [aws_security_group.cluster.id]
-  iam_instance_profile        = aws_iam_instance_profile.node.name
+  vpc_security_group_ids      = concat([aws_security_group.cluster[0].id], var.master_security_group_ids)
+  iam_instance_profile        = aws_iam_instance_profile.node[0].name
   key_name                    = var.key_name
-  associate_public_ip_address = var.associate_public_ip_address
+  associate_public_ip_address = local.master_public_ip
   ebs_optimized               = true
   monitoring                  = var.detailed_monitoring
   user_data_base64            = base64encode(local.master_user_data)
@@ -36,12 +39,7 @@ resource "aws_instance" "master" {
 
   lifecycle {
     # A new AMI published under ami_ssm_parameter must not replace a running master; replace it
-    # on purpose with `terraform apply -replace=...aws_instance.master`.
+    # on purpose with `terraform apply -replace=...aws_instance.master[0]`.
     ignore_changes = [ami]
-
-    precondition {
-      condition     = contains(var.subnet_ids, local.master_subnet_id)
-      error_message = "master_subnet_id must be one of subnet_ids."
-    }
   }
 }

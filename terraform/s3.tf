@@ -6,6 +6,8 @@ resource "aws_s3_bucket" "cluster" {
   #checkov:skip=CKV_AWS_18:Server access logs need a separate log bucket whose retention is a site decision; the module takes no position and CloudTrail data events can cover auditing.
   #checkov:skip=CKV_AWS_144:Cross-region replication doubles storage cost for cluster scratch and job data that is reproducible; callers who need it add an aws_s3_bucket_replication_configuration.
   #checkov:skip=CKV2_AWS_62:Nothing consumes bucket events in this design; notifications without a consumer add cost and no value.
+  count = local.create ? 1 : 0
+
   bucket        = var.bucket_name
   bucket_prefix = var.bucket_name == null ? "${var.cluster_name}-" : null
   force_destroy = var.force_destroy
@@ -14,7 +16,9 @@ resource "aws_s3_bucket" "cluster" {
 }
 
 resource "aws_s3_bucket_public_access_block" "cluster" {
-  bucket = aws_s3_bucket.cluster.id
+  count = local.create ? 1 : 0
+
+  bucket = aws_s3_bucket.cluster[0].id
 
   block_public_acls       = true
   block_public_policy     = true
@@ -23,7 +27,9 @@ resource "aws_s3_bucket_public_access_block" "cluster" {
 }
 
 resource "aws_s3_bucket_ownership_controls" "cluster" {
-  bucket = aws_s3_bucket.cluster.id
+  count = local.create ? 1 : 0
+
+  bucket = aws_s3_bucket.cluster[0].id
 
   rule {
     object_ownership = "BucketOwnerEnforced"
@@ -31,7 +37,9 @@ resource "aws_s3_bucket_ownership_controls" "cluster" {
 }
 
 resource "aws_s3_bucket_server_side_encryption_configuration" "cluster" {
-  bucket = aws_s3_bucket.cluster.id
+  count = local.create ? 1 : 0
+
+  bucket = aws_s3_bucket.cluster[0].id
 
   rule {
     apply_server_side_encryption_by_default {
@@ -43,7 +51,9 @@ resource "aws_s3_bucket_server_side_encryption_configuration" "cluster" {
 }
 
 resource "aws_s3_bucket_versioning" "cluster" {
-  bucket = aws_s3_bucket.cluster.id
+  count = local.create ? 1 : 0
+
+  bucket = aws_s3_bucket.cluster[0].id
 
   versioning_configuration {
     status = "Enabled"
@@ -51,7 +61,9 @@ resource "aws_s3_bucket_versioning" "cluster" {
 }
 
 resource "aws_s3_bucket_lifecycle_configuration" "cluster" {
-  bucket = aws_s3_bucket.cluster.id
+  count = local.create ? 1 : 0
+
+  bucket = aws_s3_bucket.cluster[0].id
 
   rule {
     id     = "expire-old-versions-and-abandoned-uploads"
@@ -73,11 +85,13 @@ resource "aws_s3_bucket_lifecycle_configuration" "cluster" {
 }
 
 data "aws_iam_policy_document" "bucket" {
+  count = local.create ? 1 : 0
+
   statement {
     sid       = "DenyRequestsWithoutTls"
     effect    = "Deny"
     actions   = ["s3:*"]
-    resources = [aws_s3_bucket.cluster.arn, "${aws_s3_bucket.cluster.arn}/*"]
+    resources = [aws_s3_bucket.cluster[0].arn, "${aws_s3_bucket.cluster[0].arn}/*"]
 
     principals {
       type        = "*"
@@ -95,7 +109,7 @@ data "aws_iam_policy_document" "bucket" {
     sid       = "DenyTlsOlderThan12"
     effect    = "Deny"
     actions   = ["s3:*"]
-    resources = [aws_s3_bucket.cluster.arn, "${aws_s3_bucket.cluster.arn}/*"]
+    resources = [aws_s3_bucket.cluster[0].arn, "${aws_s3_bucket.cluster[0].arn}/*"]
 
     principals {
       type        = "*"
@@ -111,8 +125,10 @@ data "aws_iam_policy_document" "bucket" {
 }
 
 resource "aws_s3_bucket_policy" "cluster" {
-  bucket = aws_s3_bucket.cluster.id
-  policy = data.aws_iam_policy_document.bucket.json
+  count = local.create ? 1 : 0
+
+  bucket = aws_s3_bucket.cluster[0].id
+  policy = data.aws_iam_policy_document.bucket[0].json
 
   # S3 rejects a bucket policy while the public access block is still being applied.
   depends_on = [aws_s3_bucket_public_access_block.cluster]

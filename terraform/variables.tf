@@ -4,6 +4,22 @@
 # Terraform 1.5 validation blocks may only refer to their own variable.
 
 # --------------------------------------------------------------------------------------------
+# Switches
+# --------------------------------------------------------------------------------------------
+
+variable "create" {
+  description = "Create the module's resources. false makes every resource and data source count 0 (for example to switch a cluster off per environment); the outputs then evaluate to null."
+  type        = bool
+  default     = true
+}
+
+variable "enable_watch" {
+  description = "Create the spot-churn plumbing for `sparkboot watch`: launch and terminate lifecycle hooks on the workers' group, EventBridge rules for the group's lifecycle actions, spot interruption warnings and rebalance recommendations, one encrypted SQS queue (with a dead-letter queue) they deliver to, and a managed IAM policy for whoever runs the watcher. false creates none of it."
+  type        = bool
+  default     = true
+}
+
+# --------------------------------------------------------------------------------------------
 # Identity and placement
 # --------------------------------------------------------------------------------------------
 
@@ -28,7 +44,7 @@ variable "vpc_id" {
 }
 
 variable "subnet_ids" {
-  description = "IDs of existing subnets of vpc_id. Workers are spread over all of them (use subnets in several availability zones so spot capacity can be found); the master goes into master_subnet_id, or the first of these."
+  description = "IDs of existing subnets of vpc_id for the workers, which are spread over all of them (use subnets in several availability zones so spot capacity can be found). The master goes into master_subnet_id, or else the first of these."
   type        = list(string)
 
   validation {
@@ -48,7 +64,7 @@ variable "subnet_ids" {
 }
 
 variable "master_subnet_id" {
-  description = "Subnet for the master. null (the default) uses the first entry of subnet_ids."
+  description = "Subnet for the master: any subnet of vpc_id, for example a public subnet while the workers' subnet_ids are private (see examples/private-workers). null (the default) uses the first entry of subnet_ids."
   type        = string
   default     = null
 
@@ -58,10 +74,22 @@ variable "master_subnet_id" {
   }
 }
 
-variable "associate_public_ip_address" {
-  description = "Give the master and the workers a public IPv4 address. Off by default: nodes stay private and are reached from inside the VPC (a bastion, VPN or the master as an SSH jump host). Turn it on only in a public subnet, and keep admin_cidrs tight: public IPv4 addresses are billed per hour."
+variable "master_associate_public_ip_address" {
+  description = "Give the master a public IPv4 address. null (the default) falls back to the deprecated associate_public_ip_address, and then to false. Turn it on only in a public subnet, and keep admin_cidrs tight: public IPv4 addresses are billed per hour. With a public master and private workers, sparkboot reaches the workers through the master (`[aws] jump_host = \"master\"`)."
   type        = bool
-  default     = false
+  default     = null
+}
+
+variable "worker_associate_public_ip_address" {
+  description = "Give every worker a public IPv4 address. null (the default) falls back to the deprecated associate_public_ip_address, and then to false: workers stay private and are reached from inside the VPC (a bastion, VPN or the master as an SSH jump host), and need a NAT gateway or VPC endpoints for their downloads."
+  type        = bool
+  default     = null
+}
+
+variable "associate_public_ip_address" {
+  description = "Deprecated: use master_associate_public_ip_address and worker_associate_public_ip_address. When set (true or false), it is the value of whichever of the two is null, and plans show a warning. null (the default) means false."
+  type        = bool
+  default     = null
 }
 
 # --------------------------------------------------------------------------------------------
@@ -69,12 +97,12 @@ variable "associate_public_ip_address" {
 # --------------------------------------------------------------------------------------------
 
 variable "admin_cidrs" {
-  description = "IPv4 CIDR blocks allowed to reach the nodes over SSH (port 22), and the Spark UIs when expose_spark_ui is on: the addresses sparkboot and the operators connect from. Required, with no default; 0.0.0.0/0 (or any /0) is refused; at most 14 entries."
+  description = "IPv4 CIDR blocks allowed to reach the nodes over SSH (port 22), and the Spark UIs when expose_spark_ui is on: the addresses sparkboot and the operators connect from. Required, with no default; 0.0.0.0/0 (or any /0) is refused. It may be empty (`[]`) only when admin_security_group_ids names the sources instead; the two together hold 1 to 14 entries."
   type        = list(string)
 
   validation {
-    condition     = length(var.admin_cidrs) > 0 && length(var.admin_cidrs) <= 14
-    error_message = "admin_cidrs must list 1 to 14 CIDR blocks (for example your office or bastion address as \"203.0.113.10/32\"); 14 keeps SSH plus the three Spark UIs within the default quota of 60 inbound rules per security group."
+    condition     = length(var.admin_cidrs) <= 14
+    error_message = "admin_cidrs must list at most 14 CIDR blocks (for example your office or bastion address as \"203.0.113.10/32\"); 14 sources keep SSH plus the three Spark UIs within the default quota of 60 inbound rules per security group."
   }
 
   validation {
@@ -88,8 +116,82 @@ variable "admin_cidrs" {
   }
 }
 
+variable "admin_security_group_ids" {
+  description = "Security groups (of vpc_id, or of a peered VPC) whose members may reach the nodes over SSH, and the Spark UIs when expose_spark_ui is on: for example a bastion's or a CI runner's group. Combined with admin_cidrs; the two together hold 1 to 14 entries."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for g in var.admin_security_group_ids : can(regex("^sg-[0-9a-f]{8,17}$", g))])
+    error_message = "Every entry of admin_security_group_ids must be a security group ID such as \"sg-0123456789abcdef0\"."
+  }
+
+  validation {
+    condition     = length(distinct(var.admin_security_group_ids)) == length(var.admin_security_group_ids)
+    error_message = "admin_security_group_ids must not list the same group twice."
+  }
+}
+
+variable "master_security_group_ids" {
+  description = "Extra security groups to attach to the master, besides the cluster's own group (for example a site-wide monitoring or bastion-access group). At most 4: the default quota is 5 groups per network interface."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = length(var.master_security_group_ids) <= 4 && alltrue([for g in var.master_security_group_ids : can(regex("^sg-[0-9a-f]{8,17}$", g))])
+    error_message = "master_security_group_ids must list at most 4 security group IDs such as \"sg-0123456789abcdef0\" (the cluster's own group is the fifth)."
+  }
+}
+
+variable "worker_security_group_ids" {
+  description = "Extra security groups to attach to every worker, besides the cluster's own group. At most 4: the default quota is 5 groups per network interface."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = length(var.worker_security_group_ids) <= 4 && alltrue([for g in var.worker_security_group_ids : can(regex("^sg-[0-9a-f]{8,17}$", g))])
+    error_message = "worker_security_group_ids must list at most 4 security group IDs such as \"sg-0123456789abcdef0\" (the cluster's own group is the fifth)."
+  }
+}
+
+variable "extra_egress_rules" {
+  description = "Outbound rules added to the cluster's security group, besides HTTPS and HTTP to anywhere and everything inside the cluster: for example a site proxy, a package mirror or a metrics endpoint. protocol is \"tcp\", \"udp\", \"icmp\" or \"-1\" (all); tcp and udp need from_port and to_port (0-65535), icmp takes the ICMP type and code as from_port and to_port (-1 for any), and -1 takes no ports. Each CIDR block of a rule becomes one security group rule."
+  type = list(object({
+    description = string
+    protocol    = string
+    from_port   = optional(number)
+    to_port     = optional(number)
+    cidr_blocks = list(string)
+  }))
+  default = []
+
+  validation {
+    condition     = alltrue([for r in var.extra_egress_rules : contains(["tcp", "udp", "icmp", "-1"], r.protocol)])
+    error_message = "Every extra_egress_rules entry needs protocol \"tcp\", \"udp\", \"icmp\" or \"-1\"."
+  }
+
+  validation {
+    condition = alltrue([for r in var.extra_egress_rules : (
+      contains(["tcp", "udp"], r.protocol) ? (r.from_port != null && r.to_port != null && try(r.from_port >= 0 && r.from_port <= r.to_port && r.to_port <= 65535 && floor(r.from_port) == r.from_port && floor(r.to_port) == r.to_port, false)) :
+      r.protocol == "icmp" ? (r.from_port != null && r.to_port != null && try(r.from_port >= -1 && r.from_port <= 255 && r.to_port >= -1 && r.to_port <= 255, false)) :
+      (r.from_port == null && r.to_port == null)
+    )])
+    error_message = "extra_egress_rules ports: tcp and udp need whole from_port <= to_port within 0-65535, icmp needs an ICMP type and code (-1 to 255) as from_port and to_port, and protocol \"-1\" takes no ports."
+  }
+
+  validation {
+    condition     = alltrue([for r in var.extra_egress_rules : length(r.cidr_blocks) > 0 && alltrue([for c in r.cidr_blocks : can(cidrnetmask(c)) && try(cidrsubnet(c, 0, 0) == c, false)])])
+    error_message = "Every extra_egress_rules entry needs at least one IPv4 CIDR block, each written with its network address, such as \"10.0.0.0/8\"."
+  }
+
+  validation {
+    condition     = alltrue([for r in var.extra_egress_rules : can(regex("^[A-Za-z0-9. _:/()#,@\\[\\]+=&;{}!$*-]{1,255}$", r.description))])
+    error_message = "Every extra_egress_rules entry needs a description of 1-255 characters from the set security groups accept (letters, digits, spaces and ._-:/()#,@[]+=&;{}!$*)."
+  }
+}
+
 variable "expose_spark_ui" {
-  description = "Open the Spark web UIs (master 8080, worker 8081, application 4040) to admin_cidrs. Nodes always reach each other's UIs through the cluster's self-referencing rule."
+  description = "Open the Spark web UIs (master 8080, worker 8081, application 4040) to admin_cidrs and admin_security_group_ids. Nodes always reach each other's UIs through the cluster's self-referencing rule."
   type        = bool
   default     = false
 }
@@ -217,6 +319,39 @@ variable "worker_desired_capacity" {
   }
 }
 
+variable "worker_on_demand_base_capacity" {
+  description = "Number of workers that run on-demand before any spot worker is added (the group's on_demand_base_capacity). 0 (the default) keeps every worker on spot; a small base keeps some executors through a spot capacity drought."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.worker_on_demand_base_capacity >= 0 && var.worker_on_demand_base_capacity <= 1000 && floor(var.worker_on_demand_base_capacity) == var.worker_on_demand_base_capacity
+    error_message = "worker_on_demand_base_capacity must be a whole number from 0 to 1000."
+  }
+}
+
+variable "worker_on_demand_percentage_above_base_capacity" {
+  description = "Percentage of the workers above worker_on_demand_base_capacity that run on-demand (the group's on_demand_percentage_above_base_capacity); the rest are spot. 0 (the default) is all spot, 100 all on-demand."
+  type        = number
+  default     = 0
+
+  validation {
+    condition     = var.worker_on_demand_percentage_above_base_capacity >= 0 && var.worker_on_demand_percentage_above_base_capacity <= 100 && floor(var.worker_on_demand_percentage_above_base_capacity) == var.worker_on_demand_percentage_above_base_capacity
+    error_message = "worker_on_demand_percentage_above_base_capacity must be a whole number from 0 to 100."
+  }
+}
+
+variable "worker_wait_for_capacity_timeout" {
+  description = "How long `terraform apply` waits for the workers' group to have worker_desired_capacity healthy InService instances (the group's wait_for_capacity_timeout), for example \"10m\"; \"0\" never waits. null (the default) waits 10 minutes without the watch plumbing, and with it the launch hook's heartbeat timeout plus 5 minutes, since a new worker stays in Pending:Wait until the watcher completes its launch action or the heartbeat times out."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.worker_wait_for_capacity_timeout == null || can(regex("^(0|([0-9]+h)?([0-9]+m)?([0-9]+s)?)$", var.worker_wait_for_capacity_timeout))
+    error_message = "worker_wait_for_capacity_timeout must be null, \"0\" or a duration such as \"10m\", \"1h30m\" or \"900s\"."
+  }
+}
+
 variable "root_volume_size" {
   description = "Size in GiB of each node's encrypted root volume (Spark, its jars and shuffle spill live there)."
   type        = number
@@ -257,11 +392,37 @@ variable "detailed_monitoring" {
 }
 
 # --------------------------------------------------------------------------------------------
+# Spot churn (enable_watch)
+# --------------------------------------------------------------------------------------------
+
+variable "launch_hook_heartbeat_timeout" {
+  description = "Seconds a new worker waits in Pending:Wait for `sparkboot watch` to configure it and complete its launch lifecycle action (the watcher may extend it with heartbeats). When it runs out the worker goes InService anyway (default result CONTINUE), so a watcher that is down delays nothing beyond this. 30 to 7200."
+  type        = number
+  default     = 600
+
+  validation {
+    condition     = var.launch_hook_heartbeat_timeout >= 30 && var.launch_hook_heartbeat_timeout <= 7200 && floor(var.launch_hook_heartbeat_timeout) == var.launch_hook_heartbeat_timeout
+    error_message = "launch_hook_heartbeat_timeout must be a whole number of seconds from 30 to 7200 (the Auto Scaling limits)."
+  }
+}
+
+variable "terminate_hook_heartbeat_timeout" {
+  description = "Seconds a terminating worker waits in Terminating:Wait for `sparkboot watch` to decommission it from Spark and complete its terminate lifecycle action. When it runs out the termination goes ahead (default result CONTINUE). A spot interruption gives 2 minutes in all, so the default is 180. 30 to 7200."
+  type        = number
+  default     = 180
+
+  validation {
+    condition     = var.terminate_hook_heartbeat_timeout >= 30 && var.terminate_hook_heartbeat_timeout <= 7200 && floor(var.terminate_hook_heartbeat_timeout) == var.terminate_hook_heartbeat_timeout
+    error_message = "terminate_hook_heartbeat_timeout must be a whole number of seconds from 30 to 7200 (the Auto Scaling limits)."
+  }
+}
+
+# --------------------------------------------------------------------------------------------
 # DNS
 # --------------------------------------------------------------------------------------------
 
 variable "dns_zone_name" {
-  description = "Name of the private Route53 zone created for the cluster and attached to vpc_id. null (the default) uses \"<cluster_name>.sparkboot.internal\"."
+  description = "Name of the private Route53 zone created for the cluster and attached to vpc_id. null (the default) uses `<cluster_name>.sparkboot.internal`."
   type        = string
   default     = null
 
@@ -272,7 +433,7 @@ variable "dns_zone_name" {
 }
 
 variable "master_dns_label" {
-  description = "Label of the master's A record inside the private zone: the master answers at \"<master_dns_label>.<zone>\"."
+  description = "Label of the master's A record inside the private zone: the master answers at `<master_dns_label>.<zone>`."
   type        = string
   default     = "master"
 
@@ -283,11 +444,37 @@ variable "master_dns_label" {
 }
 
 # --------------------------------------------------------------------------------------------
+# IAM
+# --------------------------------------------------------------------------------------------
+
+variable "node_role_permissions_boundary" {
+  description = "ARN of a managed policy to set as the permissions boundary of the nodes' IAM role, where the account requires one for every role. null (the default) sets none."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.node_role_permissions_boundary == null || can(regex("^arn:aws[a-z-]*:iam::([0-9]{12}|aws):policy/.+$", var.node_role_permissions_boundary))
+    error_message = "node_role_permissions_boundary must be null or an IAM policy ARN (arn:aws:iam::ACCOUNT:policy/NAME)."
+  }
+}
+
+variable "node_role_policy_arns" {
+  description = "Extra managed policies to attach to the nodes' IAM role, by a name of your choice (the map's keys are only Terraform keys, so the ARNs may come from resources created in the same apply), for example `{ ssm = \"arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore\" }`. The module's own policy (the cluster bucket only) stays."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for arn in values(var.node_role_policy_arns) : can(regex("^arn:aws[a-z-]*:iam::([0-9]{12}|aws):policy/.+$", arn))])
+    error_message = "Every value of node_role_policy_arns must be an IAM policy ARN (arn:aws:iam::ACCOUNT:policy/NAME)."
+  }
+}
+
+# --------------------------------------------------------------------------------------------
 # S3
 # --------------------------------------------------------------------------------------------
 
 variable "bucket_name" {
-  description = "Name of the cluster's S3 bucket. null (the default) lets AWS generate a unique name starting with \"<cluster_name>-\"."
+  description = "Name of the cluster's S3 bucket. null (the default) lets AWS generate a unique name starting with `<cluster_name>-`."
   type        = string
   default     = null
 

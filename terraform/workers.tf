@@ -1,11 +1,24 @@
 # The workers: an Auto Scaling group of spot instances built from a launch template (never a
 # launch configuration). Several instance types with the price-capacity-optimized strategy and
-# capacity rebalancing keep the group at size through spot interruptions. The launch template
-# applies the same hardening as the master (IMDSv2 only, hop limit 1, encrypted root volume) and
-# tags every instance and volume with the cluster and role at launch.
+# capacity rebalancing keep the group at size through spot interruptions; an on-demand base or
+# share is optional. The launch template applies the same hardening as the master (IMDSv2 only,
+# hop limit 1, encrypted root volume) and tags every instance and volume with the cluster and
+# role at launch. The group's lifecycle hooks (enable_watch) are in watch.tf.
+
+locals {
+  # With the launch hook, a new worker sits in Pending:Wait until the watcher completes its
+  # launch action or the heartbeat runs out (then it goes InService), so a scale-up apply waits
+  # for longer than the heartbeat instead of timing out while no watcher runs.
+  wait_for_capacity_timeout = coalesce(
+    var.worker_wait_for_capacity_timeout,
+    var.enable_watch ? "${var.launch_hook_heartbeat_timeout + 300}s" : "10m",
+  )
+}
 
 resource "aws_launch_template" "worker" {
-  #checkov:skip=CKV_AWS_88:No public IP unless the caller sets associate_public_ip_address (default false); the complete example sets it because it has no NAT or bastion, and SSH stays limited to admin_cidrs.
+  #checkov:skip=CKV_AWS_88:No public IP unless the caller sets worker_associate_public_ip_address (default false); the complete example sets it because it has no NAT gateway, and SSH stays limited to admin_cidrs and admin_security_group_ids.
+  count = local.create ? 1 : 0
+
   name_prefix            = "${var.cluster_name}-worker-"
   description            = "Spot workers of sparkboot cluster ${var.cluster_name}"
   image_id               = local.ami_id
@@ -15,13 +28,13 @@ resource "aws_launch_template" "worker" {
   update_default_version = true
 
   iam_instance_profile {
-    arn = aws_iam_instance_profile.node.arn
+    arn = aws_iam_instance_profile.node[0].arn
   }
 
   network_interfaces {
     device_index                = 0
-    security_groups             = [aws_security_group.cluster.id]
-    associate_public_ip_address = var.associate_public_ip_address
+    security_groups             = concat([aws_security_group.cluster[0].id], var.worker_security_group_ids)
+    associate_public_ip_address = local.worker_public_ip
     delete_on_termination       = true
   }
 
@@ -33,7 +46,7 @@ resource "aws_launch_template" "worker" {
   }
 
   block_device_mappings {
-    device_name = data.aws_ami.node.root_device_name
+    device_name = data.aws_ami.node[0].root_device_name
 
     ebs {
       encrypted             = true
@@ -62,7 +75,9 @@ resource "aws_launch_template" "worker" {
 }
 
 resource "aws_autoscaling_group" "workers" {
-  name                = "${var.cluster_name}-workers"
+  count = local.create ? 1 : 0
+
+  name                = local.worker_asg_name
   vpc_zone_identifier = var.subnet_ids
   min_size            = var.worker_min_size
   max_size            = var.worker_max_size
@@ -71,18 +86,19 @@ resource "aws_autoscaling_group" "workers" {
 
   health_check_type         = "EC2"
   health_check_grace_period = 120
+  wait_for_capacity_timeout = local.wait_for_capacity_timeout
 
   mixed_instances_policy {
     instances_distribution {
-      on_demand_base_capacity                  = 0
-      on_demand_percentage_above_base_capacity = 0
+      on_demand_base_capacity                  = var.worker_on_demand_base_capacity
+      on_demand_percentage_above_base_capacity = var.worker_on_demand_percentage_above_base_capacity
       spot_allocation_strategy                 = "price-capacity-optimized"
     }
 
     launch_template {
       launch_template_specification {
-        launch_template_id = aws_launch_template.worker.id
-        version            = aws_launch_template.worker.latest_version
+        launch_template_id = aws_launch_template.worker[0].id
+        version            = aws_launch_template.worker[0].latest_version
       }
 
       dynamic "override" {

@@ -78,21 +78,22 @@ resource "aws_vpc_endpoint" "s3" {
 module "spark" {
   source = "../.."
 
-  cluster_name                = var.cluster_name
-  vpc_id                      = aws_vpc.this.id
-  subnet_ids                  = aws_subnet.this[*].id
-  admin_cidrs                 = var.admin_cidrs
-  associate_public_ip_address = var.associate_public_ip_address
-  expose_spark_ui             = var.expose_spark_ui
-  key_name                    = var.key_name
-  ami_id                      = var.ami_id
-  ssh_user                    = var.ssh_user
-  master_instance_type        = var.master_instance_type
-  worker_instance_types       = var.worker_instance_types
-  worker_min_size             = 0
-  worker_max_size             = max(10, var.worker_desired_capacity)
-  worker_desired_capacity     = var.worker_desired_capacity
-  force_destroy               = var.force_destroy
+  cluster_name                       = var.cluster_name
+  vpc_id                             = aws_vpc.this.id
+  subnet_ids                         = aws_subnet.this[*].id
+  admin_cidrs                        = var.admin_cidrs
+  master_associate_public_ip_address = var.associate_public_ip_address
+  worker_associate_public_ip_address = var.associate_public_ip_address
+  expose_spark_ui                    = var.expose_spark_ui
+  key_name                           = var.key_name
+  ami_id                             = var.ami_id
+  ssh_user                           = var.ssh_user
+  master_instance_type               = var.master_instance_type
+  worker_instance_types              = var.worker_instance_types
+  worker_min_size                    = 0
+  worker_max_size                    = max(10, var.worker_desired_capacity)
+  worker_desired_capacity            = var.worker_desired_capacity
+  force_destroy                      = var.force_destroy
 
   tags = { Project = "sparkboot-example" }
 

@@ -65,3 +65,13 @@ output "sparkboot_inventory" {
   description = "The module's inventory object for `sparkboot converge --inventory terraform:DIR`."
   value       = module.spark.sparkboot_inventory
 }
+
+output "watch_queue_url" {
+  description = "URL of the SQS queue `sparkboot watch` reads."
+  value       = module.spark.watch_queue_url
+}
+
+output "watch_policy_arn" {
+  description = "Managed IAM policy to attach to whoever runs `sparkboot watch`."
+  value       = module.spark.watch_policy_arn
+}

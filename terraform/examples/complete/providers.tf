@@ -13,10 +13,12 @@ provider "aws" {
   endpoints {
     autoscaling = var.aws_endpoint
     ec2         = var.aws_endpoint
+    events      = var.aws_endpoint
     iam         = var.aws_endpoint
     kms         = var.aws_endpoint
     route53     = var.aws_endpoint
     s3          = var.aws_endpoint
+    sqs         = var.aws_endpoint
     ssm         = var.aws_endpoint
     sts         = var.aws_endpoint
   }

@@ -41,7 +41,7 @@ variable "subnet_cidrs" {
 }
 
 variable "associate_public_ip_address" {
-  description = "Give the nodes public IPv4 addresses, so that sparkboot can reach them from outside the VPC and they can download packages through the internet gateway (the example has no NAT gateway). SSH stays limited to admin_cidrs."
+  description = "Give the master and the workers public IPv4 addresses (the module's master_associate_public_ip_address and worker_associate_public_ip_address), so that sparkboot can reach them from outside the VPC and they can download packages through the internet gateway (the example has no NAT gateway). SSH stays limited to admin_cidrs."
   type        = bool
   default     = true
 }
