@@ -57,6 +57,8 @@ pub enum Command {
     Status(StatusArgs),
     /// Audit and fix the security baseline: sshd, stray keys, Spark auth/encryption, modes, IMDSv2.
     Harden(HardenArgs),
+    /// Keep the cluster converged by itself: new workers joined, leaving ones decommissioned.
+    Watch(WatchArgs),
     /// Manage local lab nodes (isolated namespaces with real sshd).
     Lab(LabArgs),
     /// Internal: init process of a lab node. Not for direct use.
@@ -110,6 +112,32 @@ pub struct HardenArgs {
     /// Audit only: change nothing; exit 3 when a check fails.
     #[arg(long)]
     pub check: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct WatchArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// Reconcile once and exit (for cron or CI): exit 0 when converged, 2 when a host failed.
+    #[arg(long)]
+    pub once: bool,
+    /// Reconcile against the inventory at least this often, events or not.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub interval: u64,
+    /// After a launch event, wait this long for more before converging them together.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(0..=300))]
+    pub batch_window: u64,
+    /// How long a leaving worker's executors get to migrate their blocks before its daemon
+    /// stops (a spot interruption gives two minutes in all; executors exit by themselves 40 s
+    /// after they are told, see spark.executor.decommission.forceKillTimeout).
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(0..=3_600))]
+    pub decommission_timeout: u64,
+    /// Converges a new worker may fail before its launch action is answered ABANDON.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub attempts: u32,
+    /// The SQS queue to read (default: `[aws] queue_url`, else the Terraform output).
+    #[arg(long)]
+    pub queue: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -5,7 +5,8 @@
 //! 0 everything converged, 1 bad usage, config, inventory file or role (caught before any
 //! connection), 2 a host failed or was unreachable, 3 `--check` found pending changes,
 //! 4 the Spark archive or its checksum could not be fetched or verified, 5 cloud discovery
-//! (Terraform outputs, the AWS API) or S3 staging failed.
+//! (Terraform outputs, the AWS API) or S3 staging failed, 6 another run holds the lock this
+//! one needs (one `watch` per cluster).
 
 use std::process::ExitCode;
 
@@ -21,6 +22,7 @@ pub const EXIT_HOST_FAILED: u8 = 2;
 pub const EXIT_CHANGES_PENDING: u8 = 3;
 pub const EXIT_DOWNLOAD: u8 = 4;
 pub const EXIT_CLOUD: u8 = 5;
+pub const EXIT_LOCKED: u8 = 6;
 
 #[derive(Debug, Error)]
 pub enum Error {
@@ -41,6 +43,9 @@ pub enum Error {
     /// A host could not be reached or refused (a host key that does not match, a failed login).
     #[error(transparent)]
     Host(#[from] crate::transport::TransportError),
+    /// Another run holds the lock this one needs (one watcher per cluster).
+    #[error("{0}")]
+    Locked(String),
 }
 
 impl Error {
@@ -51,6 +56,7 @@ impl Error {
             Error::Spark(SparkError::S3(_))
             | Error::Inventory(InventoryError::Discovery { .. }) => EXIT_CLOUD,
             Error::Host(_) => EXIT_HOST_FAILED,
+            Error::Locked(_) => EXIT_LOCKED,
             Error::Usage(_)
             | Error::Inventory(_)
             | Error::Config(_)

@@ -17,6 +17,7 @@ mod roles;
 mod shell;
 mod spark;
 mod transport;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -46,5 +47,6 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Ssh(args) => commands::ssh::run(&args),
         Command::Status(args) => commands::status::run(&args),
         Command::Harden(args) => commands::harden::run(&args),
+        Command::Watch(args) => watch::run(&args),
     }
 }

@@ -28,7 +28,8 @@ pub fn run(args: &ConvergeArgs) -> Result<ExitCode, Error> {
         check: args.check,
         diff: args.diff,
     };
-    let plan = Arc::new(converge::prepare(&engine, &req)?);
+    let base = Arc::new(converge::prepare(&engine, &req)?);
+    let plan = Arc::new(base.bind(engine.inventory.clone())?);
     let outcome = converge::run(&engine, engine.nodes(&selected), plan)?;
     for line in new_state_notes(&engine, &outcome) {
         eprintln!("sparkboot: {line}");
@@ -57,10 +58,11 @@ pub fn run(args: &ConvergeArgs) -> Result<ExitCode, Error> {
 /// directory or machine), and this run is pinning keys and handing out a secret afresh.
 pub fn new_state_notes(engine: &Engine, outcome: &ConvergeOutcome) -> Vec<String> {
     let known: &KnownHosts = &engine.known;
-    let created_secret = outcome.plan.created_secret.as_deref();
+    let created_secret = outcome.plan.base.created_secret.as_deref();
     let mut lines = Vec::new();
     let conf = outcome
         .plan
+        .base
         .layout
         .as_ref()
         .map(|l| l.conf_file("spark-defaults.conf"));

@@ -22,6 +22,9 @@ pub struct Target {
     pub config: Config,
     pub inventory: Inventory,
     pub known_hosts: KnownHosts,
+    /// Where the inventory came from (`terraform:DIR`, `aws` or a file path): `watch` reads it
+    /// again at every reconcile.
+    pub spec: String,
 }
 
 impl Target {
@@ -57,6 +60,7 @@ impl Target {
             config,
             inventory,
             known_hosts,
+            spec,
         })
     }
 }

@@ -33,24 +33,32 @@ pub struct ConvergeRequest<'a> {
 /// Roles whose presence means "this is a Spark cluster": check registration at the end.
 const DAEMON_ROLES: [&str; 2] = ["spark-master", "spark-worker"];
 
-/// Everything a converge needs, loaded and validated before any connection.
-pub struct ConvergePlan {
+/// Everything a converge needs that does not depend on which hosts there are: loaded and
+/// validated before any connection, and reused by `watch` across reconciles.
+pub struct PlanBase {
     pub config: Arc<Config>,
-    pub inventory: Arc<Inventory>,
     pub roles: Vec<Role>,
     pub eval: EvalContext,
     pub options: PlanOptions,
     /// The values sparkboot computed for the roles (`spark.*`, `secrets.*`), merged into every
     /// host's template context.
     pub values: Value,
-    /// (name, path on the master) of every export.
-    pub export_paths: Vec<(String, String)>,
-    /// The script that reads the master's status page, for a Spark cluster.
-    pub status_probe: Option<String>,
     /// The Spark layout, when the roles use the Spark context.
     pub layout: Option<Layout>,
     /// Set when this run created the cluster's Spark secret.
     pub created_secret: Option<PathBuf>,
+    /// The roles run Spark daemons: check registration at the end.
+    pub spark_cluster: bool,
+}
+
+/// A [`PlanBase`] bound to one inventory.
+pub struct ConvergePlan {
+    pub base: Arc<PlanBase>,
+    pub inventory: Arc<Inventory>,
+    /// (name, path on the master) of every export.
+    pub export_paths: Vec<(String, String)>,
+    /// The script that reads the master's status page, for a Spark cluster.
+    pub status_probe: Option<String>,
 }
 
 /// One host's converge, finished.
@@ -83,7 +91,7 @@ pub fn secret_vars(config: &Config) -> Vec<String> {
 
 /// Loads the roles and computes sparkboot's values for them (fetching the Spark checksum and,
 /// for the s3 distribution, staging the archive). Nothing is contacted but the Spark source.
-pub fn prepare(engine: &Engine, req: &ConvergeRequest) -> Result<ConvergePlan, Error> {
+pub fn prepare(engine: &Engine, req: &ConvergeRequest) -> Result<PlanBase, Error> {
     let config = engine.config.clone();
     let library = Library {
         roles_dir: config.roles_dir.clone(),
@@ -116,48 +124,45 @@ pub fn prepare(engine: &Engine, req: &ConvergeRequest) -> Result<ConvergePlan, E
         redactor: Redactor::new(secrets),
         pushed,
     };
-    finish(engine, roles, eval, options, values, layout, created_secret)
-}
-
-fn finish(
-    engine: &Engine,
-    roles: Vec<Role>,
-    eval: EvalContext,
-    options: PlanOptions,
-    values: Value,
-    layout: Option<Layout>,
-    created_secret: Option<PathBuf>,
-) -> Result<ConvergePlan, Error> {
-    let inventory = engine.inventory.clone();
-    let master_ctx = context::build(
-        &engine.config,
-        &inventory,
-        &inventory.master,
-        &SystemFacts::default(),
-        &values,
-    );
-    let export_paths = crate::roles::exports(&roles, None, &master_ctx)?;
     let spark_cluster = roles
         .iter()
         .any(|r| DAEMON_ROLES.contains(&r.name.as_str()));
-    let status_probe = spark_cluster.then(|| {
-        crate::shell::spark::status_page(
-            &inventory.master.address,
-            engine.config.spark.master_webui_port,
-        )
-    });
-    Ok(ConvergePlan {
-        config: engine.config.clone(),
-        inventory,
+    Ok(PlanBase {
+        config,
         roles,
         eval,
         options,
         values,
-        export_paths,
-        status_probe,
         layout,
         created_secret,
+        spark_cluster,
     })
+}
+
+impl PlanBase {
+    /// Binds the plan to an inventory: the master's export paths and its status page.
+    pub fn bind(self: &Arc<Self>, inventory: Arc<Inventory>) -> Result<ConvergePlan, Error> {
+        let master_ctx = context::build(
+            &self.config,
+            &inventory,
+            &inventory.master,
+            &SystemFacts::default(),
+            &self.values,
+        );
+        let export_paths = crate::roles::exports(&self.roles, None, &master_ctx)?;
+        let status_probe = self.spark_cluster.then(|| {
+            crate::shell::spark::status_page(
+                &inventory.master.address,
+                self.config.spark.master_webui_port,
+            )
+        });
+        Ok(ConvergePlan {
+            base: self.clone(),
+            inventory,
+            export_paths,
+            status_probe,
+        })
+    }
 }
 
 /// Placeholders for exports not known yet (check mode on a fresh cluster).
@@ -201,7 +206,7 @@ pub fn run(
     nodes: Vec<Node>,
     plan: Arc<ConvergePlan>,
 ) -> Result<ConvergeOutcome, Error> {
-    let handlers = Arc::new(crate::roles::handler_map(&plan.roles));
+    let handlers = Arc::new(crate::roles::handler_map(&plan.base.roles));
     let master_name = plan.inventory.master.name.clone();
     let mut exports = placeholders(&plan);
     let master_selected = nodes.iter().any(|n| n.host.name == master_name);
@@ -228,20 +233,20 @@ pub fn run(
             }
         }
     }
-    let phases: BTreeSet<u32> = plan.roles.iter().map(|r| r.data.phase).collect();
-    let check = plan.options.check;
+    let phases: BTreeSet<u32> = plan.base.roles.iter().map(|r| r.data.phase).collect();
+    let check = plan.base.options.check;
     for phase in phases {
         let snapshot = Arc::new(Value::Object(exports.clone()));
         let p = plan.clone();
         let phase_exports = crate::roles::exports(
-            &plan.roles,
+            &plan.base.roles,
             Some(phase),
             &context::build(
-                &plan.config,
+                &plan.base.config,
                 &plan.inventory,
                 &plan.inventory.master,
                 &SystemFacts::default(),
-                &plan.values,
+                &plan.base.values,
             ),
         )?;
         items = engine.each(items, move |node, hc| {

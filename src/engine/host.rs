@@ -54,11 +54,11 @@ impl HostConverge {
         exports: &Value,
     ) -> Value {
         let mut ctx = context::build(
-            &plan.config,
+            &plan.base.config,
             &plan.inventory,
             &node.host,
             facts,
-            &plan.values,
+            &plan.base.values,
         );
         if let Value::Object(map) = &mut ctx {
             map.insert("exports".into(), exports.clone());
@@ -78,8 +78,8 @@ impl HostConverge {
         };
         let ctx = self.context(node, plan, &SystemFacts::default(), exports);
         let listing = match roles::evaluate(
-            &plan.eval,
-            &plan.roles,
+            &plan.base.eval,
+            &plan.base.roles,
             node.host.role.as_str(),
             &node.host.name,
             &ctx,
@@ -88,7 +88,7 @@ impl HostConverge {
             Ok((steps, _)) => steps,
             Err(e) => return node.fail(e.to_string()),
         };
-        let mut request = plan::probe_request(&listing, plan.options.diff);
+        let mut request = plan::probe_request(&listing, plan.base.options.diff);
         if node.host.role == crate::inventory::NodeRole::Master {
             request
                 .contents
@@ -106,7 +106,7 @@ impl HostConverge {
                 self.facts = Some(f);
             }
             Err(e) => {
-                let stderr = plan.options.redactor.redact(out.stderr.trim());
+                let stderr = plan.base.options.redactor.redact(out.stderr.trim());
                 node.fail(format!("{}: {e}; stderr: {stderr}", node.host.name));
             }
         }
@@ -131,8 +131,8 @@ impl HostConverge {
             ignore_when: false,
         };
         let (steps, skipped): (Vec<Step>, u32) = match roles::evaluate(
-            &plan.eval,
-            &plan.roles,
+            &plan.base.eval,
+            &plan.base.roles,
             node.host.role.as_str(),
             &node.host.name,
             &ctx,
@@ -148,11 +148,11 @@ impl HostConverge {
                     .insert(spec.name.clone(), (s.phase, spec.clone()));
             }
         }
-        match plan::plan_with(&steps, &mut self.sim, &plan.options) {
+        match plan::plan_with(&steps, &mut self.sim, &plan.base.options) {
             Ok(p) => self.plan = p,
             Err(e) => return node.fail(e.to_string()),
         }
-        self.apply_phase(node, phase, check, &plan.options.redactor);
+        self.apply_phase(node, phase, check, &plan.base.options.redactor);
     }
 
     /// The value of an export as the probe saw it (`None` when the file was not there).

@@ -28,7 +28,8 @@ pub fn run(engine: &Engine, nodes: Vec<Node>) -> Result<(Outcome, Vec<Node>), Er
         check: false,
         diff: false,
     };
-    let plan = Arc::new(converge::prepare(engine, &req)?);
+    let base = Arc::new(converge::prepare(engine, &req)?);
+    let plan = Arc::new(base.bind(engine.inventory.clone())?);
     let result = converge::run(engine, nodes, plan)?;
     let mut outcome = Outcome {
         notes: result.notes,

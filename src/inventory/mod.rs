@@ -245,11 +245,21 @@ impl Inventory {
 /// `[aws]` settings), `terraform:DIR` (that directory's `terraform output`, then the AWS API for
 /// the workers) or a static TOML file.
 pub fn load(spec: &str, config: &crate::config::Config) -> Result<Inventory, InventoryError> {
+    load_with(spec, config, false)
+}
+
+/// `load`, optionally taking the instances a launch hook holds (`watch` configures them before
+/// they go in service).
+pub fn load_with(
+    spec: &str,
+    config: &crate::config::Config,
+    launching: bool,
+) -> Result<Inventory, InventoryError> {
     if spec == "aws" {
-        return aws::load(&config.aws, &config.cluster_name);
+        return aws::load(&config.aws, &config.cluster_name, launching);
     }
     if let Some(dir) = spec.strip_prefix("terraform:") {
-        return terraform::load(std::path::Path::new(dir), &config.aws);
+        return terraform::load(std::path::Path::new(dir), &config.aws, launching);
     }
     if spec == "terraform" || spec.starts_with("aws:") {
         return Err(InventoryError::Invalid {

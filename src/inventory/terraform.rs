@@ -25,6 +25,9 @@ pub struct TfInventory {
     pub master: TfMaster,
     pub workers: TfWorkers,
     pub bucket: Option<String>,
+    /// The queue `watch` reads (null when the module's watch plumbing is off).
+    #[serde(default)]
+    pub queue_url: Option<String>,
 }
 
 #[derive(Debug, Deserialize, PartialEq)]
@@ -124,7 +127,11 @@ pub fn parse(json: &str, source: &str) -> Result<TfInventory, InventoryError> {
 }
 
 /// `--inventory terraform:DIR`.
-pub fn load(dir: &Path, settings: &AwsSettings) -> Result<Inventory, InventoryError> {
+pub fn load(
+    dir: &Path,
+    settings: &AwsSettings,
+    launching: bool,
+) -> Result<Inventory, InventoryError> {
     let source = format!("terraform:{}", dir.display());
     let tf = parse(&read_outputs(dir, &source)?, &source)?;
     let region = settings.region.clone().unwrap_or(tf.region);
@@ -142,6 +149,7 @@ pub fn load(dir: &Path, settings: &AwsSettings) -> Result<Inventory, InventoryEr
             cluster: &tf.cluster_name,
             asg: Some(&asg),
             master: Some(master),
+            launching,
         };
         aws::discover(&sdk, q).await
     })
@@ -160,6 +168,8 @@ pub fn load(dir: &Path, settings: &AwsSettings) -> Result<Inventory, InventoryEr
         region,
         profile: settings.profile.clone(),
         bucket: settings.bucket.clone().or(tf.bucket),
+        asg: found.asg.clone(),
+        queue_url: settings.queue_url.clone().or(tf.queue_url),
     };
     aws::into_inventory(source, found, &login, cloud)
 }

@@ -37,11 +37,11 @@ pub fn node_status(layout: &Layout, daemon: &DaemonPaths) -> String {
     )
 }
 
-/// Stops the worker daemon on a node the inventory no longer lists.
-pub fn stop_worker(layout: &Layout) -> String {
+/// Stops the worker daemon: its unit where systemd runs it, else `spark-daemon.sh stop`.
+fn worker_stop(layout: &Layout) -> String {
     let w = layout.daemon(&layout.worker);
     format!(
-        "cd / && if [ -d /run/systemd/system ] && systemctl cat {unit} >/dev/null 2>&1; then systemctl stop {unit}; else {stop}; fi",
+        "if [ -d /run/systemd/system ] && systemctl cat {unit} >/dev/null 2>&1; then systemctl stop {unit}; else {stop}; fi",
         unit = quote(&w.unit),
         stop = as_user(
             &layout.user,
@@ -51,5 +51,53 @@ pub fn stop_worker(layout: &Layout) -> String {
                 quote(&w.class)
             )
         ),
+    )
+}
+
+/// Stops the worker daemon on a node the inventory no longer lists.
+pub fn stop_worker(layout: &Layout) -> String {
+    format!("cd / && {}", worker_stop(layout))
+}
+
+/// Decommissions a worker the way Spark means it (SIGPWR: it takes no new tasks, and its
+/// executors migrate their shuffle and cached blocks before they exit), waits up to
+/// `timeout_secs` for its executors to leave, then stops the daemon. Prints
+/// `executors_left=<n> seconds=<s>` (or `not_running`), so the caller can tell a clean
+/// decommission from a deadline.
+pub fn decommission_worker(layout: &Layout, timeout_secs: u64) -> String {
+    let w = layout.daemon(&layout.worker);
+    // `[o]rg...`: the pattern must not match this script's own command line.
+    let executors = "[o]rg.apache.spark.executor.CoarseGrainedExecutorBackend";
+    format!(
+        r#"cd / || exit 1
+{PID_FN}unit={unit}; user={user}
+if [ -d /run/systemd/system ] && systemctl is-active --quiet "$unit"; then systemctl kill --signal=SIGPWR "$unit"
+elif sb_pid {pf} {class} >/dev/null; then {signal}
+else echo not_running; exit 0; fi
+start=$(date +%s); left=0
+while :; do
+  left=$(pgrep -u "$user" -f {exec} | wc -l)
+  [ "$left" -eq 0 ] && break
+  [ $(( $(date +%s) - start )) -ge {timeout} ] && break
+  sleep 1
+done
+took=$(( $(date +%s) - start ))
+{{ {stop}; }} >/dev/null 2>&1
+echo "executors_left=$left seconds=$took""#,
+        unit = quote(&w.unit),
+        user = quote(&layout.user),
+        pf = quote(&w.pidfile),
+        class = quote(&w.class),
+        signal = as_user(
+            &layout.user,
+            &format!(
+                "{} decommission {} 1",
+                quote(&layout.daemon_script()),
+                quote(&w.class)
+            )
+        ),
+        exec = quote(executors),
+        timeout = timeout_secs,
+        stop = worker_stop(layout),
     )
 }

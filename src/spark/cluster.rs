@@ -115,8 +115,8 @@ pub fn verify(
         .iter()
         .map(|w| w.address.clone())
         .collect();
-    let port = plan.config.spark.master_webui_port;
-    let timeout = Duration::from_secs(plan.config.spark.registration_timeout_secs);
+    let port = plan.base.config.spark.master_webui_port;
+    let timeout = Duration::from_secs(plan.base.config.spark.registration_timeout_secs);
     let nothing_changed = masters
         .iter()
         .chain(rest.iter())
@@ -154,13 +154,13 @@ pub fn verify(
             return (masters, notes, None);
         }
     };
-    if let (Some(layout), Some((master, _))) = (&plan.layout, masters.first()) {
+    if let (Some(layout), Some((master, _))) = (&plan.base.layout, masters.first()) {
         for removed in alive.difference(&inventory) {
             notes.push(stop_removed(
                 &master.host,
                 removed,
                 layout,
-                &plan.config.ssh,
+                &plan.base.config.ssh,
                 &engine.known,
             ));
         }
@@ -172,7 +172,7 @@ pub fn verify(
                 timeout.as_secs(),
                 node.host.name,
                 plan.inventory.master.address,
-                plan.config.spark.master_port
+                plan.base.config.spark.master_port
             ));
         }
     }

@@ -8,6 +8,7 @@
 
 mod e2e;
 mod harness;
+mod watch;
 
 use aws_sdk_autoscaling::types::{LaunchTemplateSpecification, Tag as AsgTag};
 use aws_sdk_ec2::types::{

@@ -9,3 +9,4 @@ mod lab;
 mod layout;
 mod security;
 mod spark;
+mod watch;

@@ -28,17 +28,30 @@ pub struct Query<'a> {
     pub cluster: &'a str,
     pub asg: Option<&'a str>,
     pub master: Option<Node>,
+    /// Also take instances a launch lifecycle hook holds in `Pending:Wait` (what `watch`
+    /// configures before the group puts them in service).
+    pub launching: bool,
 }
 
 pub struct Found {
     pub master: Node,
     pub workers: Vec<Node>,
+    /// The workers' group, as found.
+    pub asg: String,
     /// Instances left out, and why (printed on stderr).
     pub notes: Vec<String>,
 }
 
-/// `None` when an Auto Scaling member should be converged, else why it is left out.
-pub fn asg_exclusion(id: &str, lifecycle: &str) -> Option<String> {
+/// `None` when an Auto Scaling member should be converged, else why it is left out. With
+/// `launching`, a member a launch hook holds (`Pending:Wait`, `Pending:Proceed`) is taken too.
+pub fn asg_exclusion(id: &str, lifecycle: &str, launching: bool) -> Option<String> {
+    let held = [
+        LifecycleState::PendingWait.as_str(),
+        LifecycleState::PendingProceed.as_str(),
+    ];
+    if launching && held.contains(&lifecycle) {
+        return None;
+    }
     (lifecycle != LifecycleState::InService.as_str()).then(|| {
         format!("left out {id}: its Auto Scaling lifecycle state is {lifecycle} (only InService instances are converged; run converge again once it is)")
     })
@@ -192,7 +205,7 @@ pub async fn discover(sdk: &SdkConfig, q: Query<'_>) -> Result<Found, String> {
             .lifecycle_state()
             .map(|s| s.as_str())
             .unwrap_or("unknown");
-        match asg_exclusion(id, state) {
+        match asg_exclusion(id, state, q.launching) {
             Some(note) => notes.push(note),
             None => in_service.push(id.to_string()),
         }
@@ -227,6 +240,10 @@ pub async fn discover(sdk: &SdkConfig, q: Query<'_>) -> Result<Found, String> {
     Ok(Found {
         master,
         workers,
+        asg: group
+            .auto_scaling_group_name()
+            .unwrap_or_default()
+            .to_string(),
         notes,
     })
 }
@@ -237,7 +254,14 @@ mod tests {
 
     #[test]
     fn only_in_service_running_instances_are_converged() {
-        assert_eq!(asg_exclusion("i-1", "InService"), None);
+        assert_eq!(asg_exclusion("i-1", "InService", false), None);
+        assert_eq!(
+            asg_exclusion("i-1", "Pending:Wait", true),
+            None,
+            "watch takes held launches"
+        );
+        assert!(asg_exclusion("i-1", "Pending:Wait", false).is_some());
+        assert!(asg_exclusion("i-1", "Terminating:Wait", true).is_some());
         for state in [
             "Pending",
             "Pending:Wait",
@@ -246,7 +270,7 @@ mod tests {
             "Standby",
             "Detaching",
         ] {
-            let note = asg_exclusion("i-1", state).expect("left out");
+            let note = asg_exclusion("i-1", state, false).expect("left out");
             assert!(note.contains("i-1") && note.contains(state), "{note}");
         }
         assert_eq!(ec2_exclusion("i-2", "running"), None);

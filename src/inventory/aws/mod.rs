@@ -31,6 +31,10 @@ pub struct Cloud {
     pub region: String,
     pub profile: Option<String>,
     pub bucket: Option<String>,
+    /// The workers' Auto Scaling group (lifecycle actions are completed on it).
+    pub asg: String,
+    /// The SQS queue the module's EventBridge rules deliver to (`watch`).
+    pub queue_url: Option<String>,
 }
 
 /// Runs one AWS conversation to completion. sparkboot's commands are synchronous until the
@@ -135,7 +139,11 @@ pub fn into_inventory(
 }
 
 /// `--inventory aws`: the master by tags, the workers from the group.
-pub fn load(settings: &AwsSettings, cluster_name: &str) -> Result<Inventory, InventoryError> {
+pub fn load(
+    settings: &AwsSettings,
+    cluster_name: &str,
+    launching: bool,
+) -> Result<Inventory, InventoryError> {
     let cluster = settings.cluster.as_deref().unwrap_or(cluster_name);
     let mut source = format!("aws (cluster {cluster})");
     let fail = |source: &str, message: String| InventoryError::Discovery {
@@ -149,6 +157,7 @@ pub fn load(settings: &AwsSettings, cluster_name: &str) -> Result<Inventory, Inv
             cluster,
             asg: settings.asg.as_deref(),
             master: None,
+            launching,
         };
         discover(&sdk, q).await.map(|f| (f, region))
     })
@@ -165,6 +174,8 @@ pub fn load(settings: &AwsSettings, cluster_name: &str) -> Result<Inventory, Inv
         region,
         profile: settings.profile.clone(),
         bucket: settings.bucket.clone(),
+        asg: found.asg.clone(),
+        queue_url: settings.queue_url.clone(),
     };
     into_inventory(source, found, &login, cloud)
 }

@@ -20,6 +20,7 @@ pub struct RawAws {
     identity_file: Option<PathBuf>,
     port: Option<u16>,
     jump_host: Option<String>,
+    queue_url: Option<String>,
 }
 
 /// `[aws]`, validated. Unset values fall back to Terraform's outputs, then to AWS's own chains.
@@ -38,6 +39,8 @@ pub struct AwsSettings {
     pub port: u16,
     /// `user@host:port`, or `master`: every node through the master's public address.
     pub jump_host: Option<String>,
+    /// The SQS queue `watch` reads (default: the Terraform output `queue_url`).
+    pub queue_url: Option<String>,
 }
 
 fn word_ok(s: &str, extra: &[char]) -> bool {
@@ -92,6 +95,16 @@ pub fn resolve(raw: RawAws, config_path: &Path) -> Result<AwsSettings, (String, 
             format!("{j:?} must be user@host:port or \"master\""),
         );
     }
+    if let Some(q) = &raw.queue_url {
+        let ok = (q.starts_with("https://") || q.starts_with("http://"))
+            && !q.chars().any(|c| c.is_whitespace() || c.is_control());
+        if !ok {
+            return bad(
+                "queue_url",
+                format!("{q:?} must be the queue's URL (https://sqs.<region>.amazonaws.com/<account>/<name>)"),
+            );
+        }
+    }
     let base = config_path.parent().unwrap_or_else(|| Path::new("."));
     let identity_file = raw.identity_file.map(|p| match p.strip_prefix("~") {
         Ok(rest) => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(rest),
@@ -108,6 +121,7 @@ pub fn resolve(raw: RawAws, config_path: &Path) -> Result<AwsSettings, (String, 
         identity_file,
         port: raw.port.unwrap_or(22),
         jump_host: raw.jump_host,
+        queue_url: raw.queue_url,
     })
 }
 

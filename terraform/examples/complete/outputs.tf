@@ -75,3 +75,8 @@ output "watch_policy_arn" {
   description = "Managed IAM policy to attach to whoever runs `sparkboot watch`."
   value       = module.spark.watch_policy_arn
 }
+
+output "watch_dlq_url" {
+  description = "URL of the dead-letter queue: events `sparkboot watch` could not handle."
+  value       = module.spark.watch_dlq_url
+}

@@ -2,54 +2,15 @@
 //! VPC, lab nodes at the addresses discovery reports, `converge --inventory terraform:DIR` with
 //! Spark staged through moto's S3 behind a presigned URL, then a scale event and a re-converge.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 use std::time::Instant;
 
-use super::harness::{cache, inventory, repo, Aws, Moto, AMI, REGION};
+use super::harness::{cache, copy_module, inventory, terraform, Aws, Moto, AMI, REGION};
 use crate::common::*;
 
 const CLUSTER: &str = "sb-e2e";
 /// Nothing else uses this /16: no lab test, no default lab (127.100/16).
 const SUBNET: &str = "127.150.1.";
-
-/// terraform with the provider mirror, no update check, and a proxy that turns any request not
-/// bound for 127.0.0.1 into a refused local connection (so a missed endpoint fails, and sends no
-/// packet off this machine).
-fn terraform(moto: &Moto, dir: &Path, args: &[&str]) -> Output {
-    let mut cmd = Command::new("terraform");
-    moto.env(&mut cmd)
-        .arg(format!("-chdir={}", dir.display()))
-        .args(args)
-        .env("CHECKPOINT_DISABLE", "1")
-        .env("TF_IN_AUTOMATION", "1")
-        .env("TF_INPUT", "0")
-        .env("HTTPS_PROXY", "http://127.0.0.1:9")
-        .env("HTTP_PROXY", "http://127.0.0.1:9")
-        .env("NO_PROXY", "127.0.0.1")
-        .env_remove("TF_DATA_DIR")
-        .env_remove("TF_WORKSPACE")
-        .env_remove("TF_PLUGIN_CACHE_DIR");
-    let out = cmd.output().expect("run terraform (is it on PATH?)");
-    assert!(
-        out.status.success(),
-        "terraform {args:?} failed:\n{}",
-        text(&out)
-    );
-    out
-}
-
-/// A working copy of terraform/ without local state, so the repository is never touched.
-fn copy_module(to: &Path) -> PathBuf {
-    let tar = Command::new("sh")
-        .arg("-c")
-        .arg("tar -C \"$1\" --exclude=.terraform --exclude=.terraform.lock.hcl --exclude='*.tfstate*' -cf - terraform | tar -C \"$2\" -xf -")
-        .args(["sh", &repo().display().to_string(), &to.display().to_string()])
-        .status()
-        .expect("tar");
-    assert!(tar.success());
-    to.join("terraform/examples/complete")
-}
 
 fn converge(moto: &Moto, config: &Path, spec: &str) -> (serde_json::Value, String) {
     let out = moto.sparkboot(&[

@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -64,6 +65,8 @@ fn moto_server() -> PathBuf {
 pub struct Moto {
     child: Child,
     pub endpoint: String,
+    /// moto's working directory (its request recording is written there), not the checkout.
+    _cwd: tempfile::TempDir,
 }
 
 impl Moto {
@@ -72,8 +75,10 @@ impl Moto {
             .and_then(|l| l.local_addr())
             .expect("free port")
             .port();
+        let cwd = tempfile::tempdir().expect("moto's directory");
         let child = Command::new(moto_server())
             .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .current_dir(cwd.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -81,6 +86,7 @@ impl Moto {
         let moto = Moto {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
+            _cwd: cwd,
         };
         let started = Instant::now();
         while ureq::get(&format!("{}/moto-api/", moto.endpoint))
@@ -136,6 +142,7 @@ pub struct Aws {
     pub ec2: aws_sdk_ec2::Client,
     pub asg: aws_sdk_autoscaling::Client,
     pub s3: aws_sdk_s3::Client,
+    pub sqs: aws_sdk_sqs::Client,
 }
 
 impl Aws {
@@ -149,6 +156,12 @@ impl Aws {
             .credentials_provider(creds.clone())
             .build();
         let asg = aws_sdk_autoscaling::Config::builder()
+            .behavior_version(bv)
+            .region(region.clone())
+            .endpoint_url(endpoint)
+            .credentials_provider(creds.clone())
+            .build();
+        let sqs = aws_sdk_sqs::Config::builder()
             .behavior_version(bv)
             .region(region.clone())
             .endpoint_url(endpoint)
@@ -169,7 +182,38 @@ impl Aws {
             ec2: aws_sdk_ec2::Client::from_conf(ec2),
             asg: aws_sdk_autoscaling::Client::from_conf(asg),
             s3: aws_sdk_s3::Client::from_conf(s3),
+            sqs: aws_sdk_sqs::Client::from_conf(sqs),
         }
+    }
+
+    /// Puts a message on a queue, as EventBridge delivers it (the envelope is the body).
+    pub fn send(&self, queue: &str, body: &str) {
+        let call = self
+            .sqs
+            .send_message()
+            .queue_url(queue)
+            .message_body(body)
+            .send();
+        self.rt.block_on(call).expect("sqs send");
+    }
+
+    /// The bodies of the messages waiting on a queue (received, then left to come back).
+    pub fn peek(&self, queue: &str) -> Vec<String> {
+        let call = self
+            .sqs
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .wait_time_seconds(1)
+            .visibility_timeout(0)
+            .send();
+        self.rt
+            .block_on(call)
+            .expect("sqs receive")
+            .messages()
+            .iter()
+            .filter_map(|m| m.body().map(str::to_string))
+            .collect()
     }
 
     pub fn set_capacity(&self, group: &str, n: i32) {
@@ -206,6 +250,44 @@ impl Aws {
             })
             .collect()
     }
+}
+
+/// terraform with the provider mirror, no update check, and a proxy that turns any request not
+/// bound for 127.0.0.1 into a refused local connection (so a missed endpoint fails, and sends no
+/// packet off this machine).
+pub fn terraform(moto: &Moto, dir: &Path, args: &[&str]) -> Output {
+    let mut cmd = Command::new("terraform");
+    moto.env(&mut cmd)
+        .arg(format!("-chdir={}", dir.display()))
+        .args(args)
+        .env("CHECKPOINT_DISABLE", "1")
+        .env("TF_IN_AUTOMATION", "1")
+        .env("TF_INPUT", "0")
+        .env("HTTPS_PROXY", "http://127.0.0.1:9")
+        .env("HTTP_PROXY", "http://127.0.0.1:9")
+        .env("NO_PROXY", "127.0.0.1")
+        .env_remove("TF_DATA_DIR")
+        .env_remove("TF_WORKSPACE")
+        .env_remove("TF_PLUGIN_CACHE_DIR");
+    let out = cmd.output().expect("run terraform (is it on PATH?)");
+    assert!(
+        out.status.success(),
+        "terraform {args:?} failed:\n{}",
+        text(&out)
+    );
+    out
+}
+
+/// A working copy of terraform/ without local state, so the repository is never touched.
+pub fn copy_module(to: &Path) -> PathBuf {
+    let tar = Command::new("sh")
+        .arg("-c")
+        .arg("tar -C \"$1\" --exclude=.terraform --exclude=.terraform.lock.hcl --exclude='*.tfstate*' -cf - terraform | tar -C \"$2\" -xf -")
+        .args(["sh", &repo().display().to_string(), &to.display().to_string()])
+        .status()
+        .expect("tar");
+    assert!(tar.success());
+    to.join("terraform/examples/complete")
 }
 
 /// `sparkboot inventory --json`: (master address, workers as (name, address)), and stderr.
