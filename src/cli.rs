@@ -23,8 +23,20 @@ pub struct CommonArgs {
     /// sparkboot.toml to read; a missing default file means built-in defaults.
     #[arg(long, default_value = "sparkboot.toml", global = true)]
     pub config: PathBuf,
-    /// Inventory: a static TOML file (for example .sparkboot/lab/inventory.toml).
-    #[arg(long, short = 'i', global = true)]
+    /// Inventory: FILE, `terraform:DIR` or `aws` (default: `inventory` in the config).
+    ///
+    /// FILE: a static TOML inventory (for example .sparkboot/lab/inventory.toml).
+    /// `terraform:DIR`: runs `terraform output -json` in DIR (or OpenTofu: [aws] terraform or
+    /// SPARKBOOT_TERRAFORM) and reads the module's `sparkboot_inventory` output; the master is
+    /// confirmed running through the AWS API and the workers are its Auto Scaling group's
+    /// InService instances. `aws`: the AWS API alone, the master and the group found by the
+    /// cluster's tags ([aws] settings).
+    #[arg(
+        long,
+        short = 'i',
+        global = true,
+        value_name = "FILE|terraform:DIR|aws"
+    )]
     pub inventory: Option<String>,
     /// Only these hosts: comma-separated names, addresses, `master` or `workers`.
     #[arg(long, global = true)]
@@ -59,6 +71,9 @@ pub enum Command {
     Harden(HardenArgs),
     /// Keep the cluster converged by itself: new workers joined, leaving ones decommissioned.
     Watch(WatchArgs),
+    /// Manage the pinned host keys (`forget` a rebuilt node's key once you have confirmed it).
+    #[command(name = "known-hosts")]
+    KnownHosts(KnownHostsArgs),
     /// Manage local lab nodes (isolated namespaces with real sshd).
     Lab(LabArgs),
     /// Internal: init process of a lab node. Not for direct use.
@@ -138,6 +153,21 @@ pub struct WatchArgs {
     /// The SQS queue to read (default: `[aws] queue_url`, else the Terraform output).
     #[arg(long)]
     pub queue: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct KnownHostsArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    #[command(subcommand)]
+    pub command: KnownHostsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KnownHostsCommand {
+    /// Remove the keys pinned for a host (an inventory name, an address, or an instance ID), so
+    /// the next run records its new key. Only after you have confirmed the node was rebuilt.
+    Forget { host: String },
 }
 
 #[derive(Debug, Args)]

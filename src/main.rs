@@ -48,5 +48,6 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Status(args) => commands::status::run(&args),
         Command::Harden(args) => commands::harden::run(&args),
         Command::Watch(args) => watch::run(&args),
+        Command::KnownHosts(args) => commands::known_hosts::run(&args),
     }
 }

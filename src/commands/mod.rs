@@ -5,6 +5,7 @@ pub mod converge;
 pub mod exec;
 pub mod harden;
 pub mod inventory;
+pub mod known_hosts;
 pub mod ssh;
 pub mod status;
 

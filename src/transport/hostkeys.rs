@@ -11,11 +11,16 @@
 //! is an error naming the file and line, never "no keys known" (which would accept any key).
 //! Hashed host names (`|1|salt|hash`), patterns (`*`, `?`, `!negated`) and `@revoked` are
 //! honoured; `@cert-authority` cannot be checked through libssh2, so a host it covers is refused
-//! unless one of its own keys is pinned. Appends are serialised across processes with `flock`
-//! and the file is created 0600.
+//! unless one of its own keys is pinned. Writes are serialised across processes with `flock` on
+//! `known_hosts.lock` and the file is created 0600.
+//!
+//! Cloud hosts are pinned by instance ID too (`10.0.1.5,i-0abc ssh-ed25519 ...`): a new
+//! instance that reuses a private IP is a new host (its key is recorded, the old instance's line
+//! dropped), while the same instance presenting another key is refused as a changed key.
+//! `sparkboot known-hosts forget HOST` removes a host's lines once a rebuild is confirmed.
 
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Seek, Write};
+use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
@@ -26,7 +31,7 @@ use thiserror::Error;
 
 #[derive(Debug, Error)]
 pub enum HostKeyError {
-    #[error("HOST KEY CHANGED for {host}: known_hosts {file} line {line} pins a different {key_type} key (pinned {pinned_fp}, offered {offered_fp}). This can mean a man-in-the-middle or a rebuilt node. If the node was rebuilt, remove that line and run again")]
+    #[error("HOST KEY CHANGED for {host}: known_hosts {file} line {line} pins a different {key_type} key (pinned {pinned_fp}, offered {offered_fp}). This can mean a man-in-the-middle or a rebuilt node. Once you have confirmed the node was rebuilt, run `sparkboot known-hosts forget {host}` (with the same --config) and run again")]
     Changed {
         host: String,
         file: PathBuf,
@@ -86,6 +91,11 @@ pub enum KeyCheck {
     /// Only an `@cert-authority` line covers the host.
     CertAuthority {
         line: usize,
+    },
+    /// The address is pinned for another instance ID: the instance was replaced. These lines
+    /// (1-based) are the old instance's.
+    Replaced {
+        stale: Vec<usize>,
     },
 }
 
@@ -220,48 +230,103 @@ fn hosts_match(field: &str, host: &str) -> bool {
     matched
 }
 
-/// Pure check of `key_type key_b64` for `host` (a [`host_pattern`]) against a known_hosts
-/// file's bytes. `Err((line, why))` names a line that is not a known_hosts line.
+/// The instance IDs (`i-...`) named in a plain hosts field.
+fn instances(field: &str) -> impl Iterator<Item = &str> {
+    field
+        .split(',')
+        .filter(|p| p.starts_with("i-") && !p.contains(['*', '?']))
+}
+
+/// Pure check of `key_type key_b64` for `host` (a [`host_pattern`]), and for the instance ID a
+/// cloud inventory gave, against a known_hosts file's bytes. `Err((line, why))` names a line
+/// that is not a known_hosts line.
 pub fn check(
     known_hosts: &[u8],
     host: &str,
+    instance: Option<&str>,
     key_type: &str,
     key_b64: &str,
 ) -> Result<KeyCheck, (usize, String)> {
-    let mut changed = None;
+    let entries = entries(known_hosts)?;
+    let names =
+        |e: &Entry| hosts_match(e.hosts, host) || instance.is_some_and(|i| hosts_match(e.hosts, i));
     let mut authority = None;
-    let mut matched = false;
-    for e in entries(known_hosts)? {
-        if !hosts_match(e.hosts, host) {
-            continue;
-        }
+    for e in entries.iter().filter(|e| names(e)) {
         let same_key = e.key_type == key_type && e.key == key_b64;
         match e.marker {
             Marker::Revoked if same_key => return Ok(KeyCheck::Revoked { line: e.line }),
-            Marker::Revoked => {}
             Marker::CertAuthority => {
                 authority.get_or_insert(e.line);
             }
-            Marker::None if same_key => matched = true,
-            Marker::None => {
-                changed.get_or_insert(KeyCheck::Changed {
-                    line: e.line,
-                    key_type: e.key_type.to_string(),
-                    pinned: e.key.to_string(),
-                });
-            }
+            _ => {}
         }
     }
-    if matched {
+    let plain: Vec<&Entry> = entries
+        .iter()
+        .filter(|e| e.marker == Marker::None && names(e))
+        .collect();
+    let changed = |e: &Entry| KeyCheck::Changed {
+        line: e.line,
+        key_type: e.key_type.to_string(),
+        pinned: e.key.to_string(),
+    };
+    if let Some(id) = instance {
+        // This instance's own lines decide: its key, or a changed key (never a replacement).
+        let own: Vec<&&Entry> = plain
+            .iter()
+            .filter(|e| instances(e.hosts).any(|i| i == id))
+            .collect();
+        if let Some(first) = own.first() {
+            let same = own
+                .iter()
+                .any(|e| e.key_type == key_type && e.key == key_b64);
+            return Ok(if same {
+                KeyCheck::Match
+            } else {
+                changed(first)
+            });
+        }
+        // The address is pinned only for other instances: this one replaced them.
+        let stale: Vec<usize> = plain
+            .iter()
+            .filter(|e| hosts_match(e.hosts, host) && instances(e.hosts).any(|i| i != id))
+            .map(|e| e.line)
+            .collect();
+        if !stale.is_empty() && stale.len() == plain.len() {
+            return Ok(KeyCheck::Replaced { stale });
+        }
+    }
+    if plain
+        .iter()
+        .any(|e| e.key_type == key_type && e.key == key_b64)
+    {
         return Ok(KeyCheck::Match);
     }
-    if let Some(c) = changed {
-        return Ok(c);
+    if let Some(e) = plain.first() {
+        return Ok(changed(e));
     }
     Ok(match authority {
         Some(line) => KeyCheck::CertAuthority { line },
         None => KeyCheck::NotFound,
     })
+}
+
+/// The lines `forget` removes for `name` (an address as known_hosts writes it, or an instance
+/// ID): plain lines that name it exactly or by hash. Wildcard and `@` lines are never removed:
+/// they may cover other hosts.
+pub fn lines_naming(known_hosts: &[u8], name: &str) -> Result<Vec<usize>, (usize, String)> {
+    Ok(entries(known_hosts)?
+        .iter()
+        .filter(|e| e.marker == Marker::None)
+        .filter(|e| {
+            if e.hosts.starts_with("|1|") {
+                hosts_match(e.hosts, name)
+            } else {
+                e.hosts.split(',').any(|p| p == name)
+            }
+        })
+        .map(|e| e.line)
+        .collect())
 }
 
 /// Whether `host` has any plain key pinned (the file is read as [`check`] reads it).
@@ -294,8 +359,11 @@ pub struct KnownHosts {
     recorded: AtomicUsize,
 }
 
-/// An exclusive `flock` held until dropped.
-struct Locked(File);
+/// An exclusive `flock` on `<known_hosts>.lock`, held until dropped (a lock file of its own,
+/// because a rewrite replaces the known_hosts file itself).
+struct Locked {
+    _file: File,
+}
 
 impl Locked {
     fn open(path: &Path) -> std::io::Result<Locked> {
@@ -305,18 +373,48 @@ impl Locked {
                 .mode(0o700)
                 .create(dir)?;
         }
+        let mut lock = path.as_os_str().to_owned();
+        lock.push(".lock");
         let file = OpenOptions::new()
             .read(true)
-            .append(true)
+            .write(true)
             .create(true)
+            .truncate(false)
             .mode(0o600)
-            .open(path)?;
+            .open(lock)?;
         // SAFETY: flock on a descriptor we own; blocks until no other process holds it.
         if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) } != 0 {
             return Err(std::io::Error::last_os_error());
         }
-        Ok(Locked(file))
+        Ok(Locked { _file: file })
     }
+}
+
+/// Replaces the file's content atomically (temporary file, then rename), 0600.
+fn rewrite(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!(".tmp.{}", std::process::id()));
+    let tmp = PathBuf::from(tmp);
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// `bytes` without the 1-based `lines`.
+fn without(bytes: &[u8], lines: &[usize]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    for (i, line) in bytes.split_inclusive(|b| *b == b'\n').enumerate() {
+        if !lines.contains(&(i + 1)) {
+            out.extend_from_slice(line);
+        }
+    }
+    out
 }
 
 use std::os::unix::fs::DirBuilderExt;
@@ -377,11 +475,13 @@ impl KnownHosts {
         is_pinned(&text, &host_pattern(address, port)).map_err(|e| self.malformed(e))
     }
 
-    /// Verifies (and on first sight, unless strict, records) a presented key.
+    /// Verifies (and on first sight, unless strict, records) a presented key. `instance` is the
+    /// cloud instance ID behind the address, when the inventory knows it.
     pub fn verify(
         &self,
         address: &str,
         port: u16,
+        instance: Option<&str>,
         key_type: &str,
         key_b64: &str,
     ) -> Result<(), Box<HostKeyError>> {
@@ -389,17 +489,34 @@ impl KnownHosts {
         // Check against what is on disk first, without creating anything.
         let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
         let text = self.read()?;
-        match check(&text, &host, key_type, key_b64).map_err(|e| self.malformed(e))? {
+        match check(&text, &host, instance, key_type, key_b64).map_err(|e| self.malformed(e))? {
             KeyCheck::Match => Ok(()),
-            KeyCheck::NotFound if self.strict => Err(Box::new(HostKeyError::UnknownStrict {
-                host,
-                key_type: key_type.to_string(),
-                fingerprint: fingerprint(key_b64),
-                file: self.path.clone(),
-            })),
-            KeyCheck::NotFound => self.record(&host, key_type, key_b64),
+            KeyCheck::NotFound | KeyCheck::Replaced { .. } if self.strict => {
+                Err(Box::new(HostKeyError::UnknownStrict {
+                    host,
+                    key_type: key_type.to_string(),
+                    fingerprint: fingerprint(key_b64),
+                    file: self.path.clone(),
+                }))
+            }
+            KeyCheck::NotFound | KeyCheck::Replaced { .. } => {
+                self.record(&host, instance, key_type, key_b64)
+            }
             other => Err(self.refusal(other, host, key_b64)),
         }
+    }
+
+    /// Removes every plain line naming `name` (an address, `[address]:port`, or an instance
+    /// ID). Returns the 1-based numbers of the lines removed.
+    pub fn forget(&self, name: &str) -> Result<Vec<usize>, Box<HostKeyError>> {
+        let _guard = self.lock.lock().unwrap_or_else(|p| p.into_inner());
+        let _locked = Locked::open(&self.path).map_err(|e| self.io(e))?;
+        let text = self.read()?;
+        let lines = lines_naming(&text, name).map_err(|e| self.malformed(e))?;
+        if !lines.is_empty() {
+            rewrite(&self.path, &without(&text, &lines)).map_err(|e| self.io(e))?;
+        }
+        Ok(lines)
     }
 
     fn refusal(&self, found: KeyCheck, host: String, key_b64: &str) -> Box<HostKeyError> {
@@ -424,37 +541,44 @@ impl KnownHosts {
                 line,
             },
             KeyCheck::CertAuthority { line } => HostKeyError::CertAuthority { host, file, line },
-            KeyCheck::Match | KeyCheck::NotFound => HostKeyError::Io {
+            KeyCheck::Match | KeyCheck::NotFound | KeyCheck::Replaced { .. } => HostKeyError::Io {
                 file,
                 source: std::io::Error::other("internal: no refusal to report"),
             },
         })
     }
 
-    /// Appends the key under the cross-process lock, re-checking first: another run may have
-    /// recorded this host (possibly with another key) since the file was read.
-    fn record(&self, host: &str, key_type: &str, key_b64: &str) -> Result<(), Box<HostKeyError>> {
-        let mut locked = Locked::open(&self.path).map_err(|e| self.io(e))?;
-        let mut text = Vec::new();
-        locked.0.rewind().map_err(|e| self.io(e))?;
-        locked.0.read_to_end(&mut text).map_err(|e| self.io(e))?;
-        match check(&text, host, key_type, key_b64).map_err(|e| self.malformed(e))? {
-            KeyCheck::Match => Ok(()),
-            KeyCheck::NotFound => {
-                let mut line = String::new();
-                if !text.is_empty() && !text.ends_with(b"\n") {
-                    line.push('\n');
-                }
-                line.push_str(&format!("{host} {key_type} {key_b64}\n"));
-                locked
-                    .0
-                    .write_all(line.as_bytes())
-                    .map_err(|e| self.io(e))?;
-                self.recorded.fetch_add(1, Ordering::Relaxed);
-                Ok(())
-            }
-            other => Err(self.refusal(other, host.to_string(), key_b64)),
+    /// Records the key under the cross-process lock, re-checking first: another run may have
+    /// recorded this host (possibly with another key) since the file was read. A replaced
+    /// instance's old lines go in the same write.
+    fn record(
+        &self,
+        host: &str,
+        instance: Option<&str>,
+        key_type: &str,
+        key_b64: &str,
+    ) -> Result<(), Box<HostKeyError>> {
+        let _locked = Locked::open(&self.path).map_err(|e| self.io(e))?;
+        let text = self.read()?;
+        let stale =
+            match check(&text, host, instance, key_type, key_b64).map_err(|e| self.malformed(e))? {
+                KeyCheck::Match => return Ok(()),
+                KeyCheck::NotFound => Vec::new(),
+                KeyCheck::Replaced { stale } => stale,
+                other => return Err(self.refusal(other, host.to_string(), key_b64)),
+            };
+        let mut bytes = without(&text, &stale);
+        if !bytes.is_empty() && !bytes.ends_with(b"\n") {
+            bytes.push(b'\n');
         }
+        let names = match instance {
+            Some(id) => format!("{host},{id}"),
+            None => host.to_string(),
+        };
+        bytes.extend_from_slice(format!("{names} {key_type} {key_b64}\n").as_bytes());
+        rewrite(&self.path, &bytes).map_err(|e| self.io(e))?;
+        self.recorded.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 }
 
@@ -467,7 +591,7 @@ mod tests {
         "# comment\n127.100.0.2 ssh-ed25519 AAAAkeyA\n[127.100.0.3]:2222 ssh-ed25519 AAAAkeyB\n";
 
     fn chk(file: &str, host: &str, key: &str) -> KeyCheck {
-        check(file.as_bytes(), host, "ssh-ed25519", key).expect("parses")
+        check(file.as_bytes(), host, None, "ssh-ed25519", key).expect("parses")
     }
 
     #[test]
@@ -565,7 +689,7 @@ mod tests {
         let mut bytes = b"127.100.0.2 ssh-ed25519 AAAAkeyA\n".to_vec();
         bytes.extend_from_slice(b"127.100.0.3 ssh-ed25519 \xff\xfe\n");
         assert_eq!(
-            check(&bytes, "127.100.0.9", "ssh-ed25519", "AAAAx")
+            check(&bytes, "127.100.0.9", None, "ssh-ed25519", "AAAAx")
                 .expect_err("not utf-8")
                 .0,
             2
@@ -577,12 +701,90 @@ mod tests {
             "|1|abc ssh-ed25519 AAAAkeyA\n",
         ] {
             assert_eq!(
-                check(bad.as_bytes(), "h", "ssh-ed25519", "AAAAx")
+                check(bad.as_bytes(), "h", None, "ssh-ed25519", "AAAAx")
                     .expect_err(bad)
                     .0,
                 1
             );
         }
+    }
+
+    #[test]
+    fn instance_ids_tell_a_replaced_instance_from_a_tampered_one() {
+        let pinned = "127.100.0.5,i-0aaa ssh-ed25519 AAAAkeyA\n";
+        let ask = |id: &str, key: &str| {
+            check(
+                pinned.as_bytes(),
+                "127.100.0.5",
+                Some(id),
+                "ssh-ed25519",
+                key,
+            )
+            .expect("parses")
+        };
+        assert_eq!(ask("i-0aaa", "AAAAkeyA"), KeyCheck::Match);
+        assert!(matches!(
+            ask("i-0aaa", "AAAAkeyB"),
+            KeyCheck::Changed { line: 1, .. }
+        ));
+        assert_eq!(
+            ask("i-0bbb", "AAAAkeyB"),
+            KeyCheck::Replaced { stale: vec![1] }
+        );
+        // Without an instance ID to go by (a static inventory), another key is a changed key.
+        assert!(matches!(
+            check(
+                pinned.as_bytes(),
+                "127.100.0.5",
+                None,
+                "ssh-ed25519",
+                "AAAAkeyB"
+            ),
+            Ok(KeyCheck::Changed { .. })
+        ));
+        // An address pinned without an instance ID cannot be told apart either.
+        let bare = "127.100.0.5 ssh-ed25519 AAAAkeyA\n";
+        assert!(matches!(
+            check(
+                bare.as_bytes(),
+                "127.100.0.5",
+                Some("i-0bbb"),
+                "ssh-ed25519",
+                "AAAAkeyB"
+            ),
+            Ok(KeyCheck::Changed { .. })
+        ));
+    }
+
+    #[test]
+    fn a_replacement_is_recorded_in_place_and_forget_removes_only_that_host() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("known_hosts");
+        std::fs::write(
+            &path,
+            "127.1.1.1,i-0aaa ssh-ed25519 AAAAold1\n127.1.1.2 ssh-ed25519 AAAAkeep\n10.9.9.* ssh-ed25519 AAAAwild\n",
+        )
+        .expect("write");
+        let store = KnownHosts::new(path.clone(), false);
+        store
+            .verify("127.1.1.1", 22, Some("i-0bbb"), "ssh-ed25519", "AAAAnew1")
+            .expect("a new instance at a reused address is recorded");
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(
+            !text.contains("AAAAold1") && text.contains("127.1.1.1,i-0bbb ssh-ed25519 AAAAnew1"),
+            "{text}"
+        );
+        // Lines are numbered as the file stands: the replaced line went, the new one is last.
+        assert_eq!(store.forget("127.1.1.2").expect("forget"), vec![1]);
+        let text = std::fs::read_to_string(&path).expect("read");
+        assert!(
+            !text.contains("AAAAkeep") && text.contains("AAAAwild") && text.contains("AAAAnew1"),
+            "{text}"
+        );
+        assert_eq!(store.forget("i-0bbb").expect("forget by id").len(), 1);
+        assert!(store.forget("127.9.9.9").expect("nothing").is_empty());
+        let mode = std::fs::metadata(&path).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
     }
 
     #[test]
@@ -601,17 +803,17 @@ mod tests {
         let store = KnownHosts::new(path.clone(), false);
         assert!(store.is_new());
         store
-            .verify("127.1.1.1", 22, "ssh-ed25519", "AAAAone1")
+            .verify("127.1.1.1", 22, None, "ssh-ed25519", "AAAAone1")
             .expect("first sight recorded");
         let mode = std::fs::metadata(&path).expect("stat").permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         store
-            .verify("127.1.1.1", 22, "ssh-ed25519", "AAAAone1")
+            .verify("127.1.1.1", 22, None, "ssh-ed25519", "AAAAone1")
             .expect("same key matches");
         assert!(store.knows("127.1.1.1", 22).expect("reads"));
         assert!(!store.knows("127.1.1.2", 22).expect("reads"));
         let err = store
-            .verify("127.1.1.1", 22, "ssh-ed25519", "AAAAtwo2")
+            .verify("127.1.1.1", 22, None, "ssh-ed25519", "AAAAtwo2")
             .expect_err("changed key refused");
         assert!(
             err.to_string().contains("HOST KEY CHANGED for 127.1.1.1"),
@@ -620,11 +822,11 @@ mod tests {
         let strict = KnownHosts::new(path.clone(), true);
         assert!(!strict.is_new());
         assert!(strict
-            .verify("127.1.1.2", 22, "ssh-ed25519", "AAAAnew1")
+            .verify("127.1.1.2", 22, None, "ssh-ed25519", "AAAAnew1")
             .is_err());
         std::fs::write(&path, b"\xff\n").expect("write");
         let err = store
-            .verify("127.1.1.1", 22, "ssh-ed25519", "AAAAone1")
+            .verify("127.1.1.1", 22, None, "ssh-ed25519", "AAAAone1")
             .expect_err("garbage is not an empty file");
         assert!(err.to_string().contains("line 1"), "{err}");
     }
@@ -640,8 +842,13 @@ mod tests {
                     // Separate stores, as two processes would have.
                     let store = KnownHosts::new(path, false);
                     for h in 0..20 {
-                        let _ =
-                            store.verify(&format!("127.9.0.{h}"), 22, "ssh-ed25519", "AAAAkkkk");
+                        let _ = store.verify(
+                            &format!("127.9.0.{h}"),
+                            22,
+                            None,
+                            "ssh-ed25519",
+                            "AAAAkkkk",
+                        );
                     }
                     i
                 })

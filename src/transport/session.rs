@@ -138,7 +138,13 @@ impl Connection {
             base64::engine::general_purpose::STANDARD.encode(key)
         };
         known_hosts
-            .verify(&host.address, host.port, key_type_name(kind), &key_b64)
+            .verify(
+                &host.address,
+                host.port,
+                host.vars.get("instance_id").map(String::as_str),
+                key_type_name(kind),
+                &key_b64,
+            )
             .map_err(|e| Attempt::Fatal(e.into()))?;
         authenticate(&session, host, opts).map_err(Attempt::Fatal)?;
         session.set_keepalive(true, opts.keepalive.as_secs().max(1) as u32);

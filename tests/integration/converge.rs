@@ -163,6 +163,23 @@ fn a_changed_host_key_fails_only_that_host() {
     // The pinned key was not replaced behind the operator's back.
     let again = lab.run("converge", &cfg, &["--limit", "lab-worker-2"]);
     assert_eq!(again.status.code(), Some(2), "{}", text(&again));
+    assert!(
+        text(&again).contains("sparkboot known-hosts forget"),
+        "the refusal names the command to run: {}",
+        text(&again)
+    );
+    // The operator confirms the rebuild and forgets the old key: the next run records the new
+    // one and converges the node; the other hosts' keys stay.
+    let forget = lab.run("known-hosts", &cfg, &["forget", "lab-worker-2"]);
+    assert_eq!(forget.status.code(), Some(0), "{}", text(&forget));
+    assert!(text(&forget).contains(&addr), "{}", text(&forget));
+    let healed = lab.run("converge", &cfg, &["--json"]);
+    assert_eq!(healed.status.code(), Some(0), "{}", text(&healed));
+    let known = std::fs::read_to_string(lab.path().join("state/sparkboot/known_hosts"))
+        .expect("known_hosts");
+    assert_eq!(known.lines().count(), 3, "one line per host: {known}");
+    let nothing = lab.run("known-hosts", &cfg, &["forget", "127.123.9.9"]);
+    assert_eq!(nothing.status.code(), Some(1), "{}", text(&nothing));
 }
 
 #[test]
