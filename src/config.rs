@@ -230,8 +230,8 @@ impl Config {
             max_handshakes,
             roles,
             // Relative directories are relative to the config file, so a config works from any cwd.
-            roles_dir: raw.roles_dir.map(|d| relative_to(path, d)),
-            templates_dir: raw.templates_dir.map(|d| relative_to(path, d)),
+            roles_dir: existing_dir(path, "roles_dir", raw.roles_dir)?,
+            templates_dir: existing_dir(path, "templates_dir", raw.templates_dir)?,
             inventory: raw.inventory,
             vars: raw.vars,
             harden: raw.harden,
@@ -245,6 +245,29 @@ impl Config {
     pub fn known_hosts_path(&self) -> PathBuf {
         self.state_dir.join("known_hosts")
     }
+}
+
+/// An override directory, relative to the config file, that must exist: a misspelt one would
+/// otherwise silently run the built-in roles or templates instead of the user's.
+fn existing_dir(
+    config: &Path,
+    field: &str,
+    dir: Option<PathBuf>,
+) -> Result<Option<PathBuf>, ConfigError> {
+    let Some(dir) = dir.map(|d| relative_to(config, d)) else {
+        return Ok(None);
+    };
+    if !dir.is_dir() {
+        return Err(ConfigError::Invalid {
+            path: config.to_path_buf(),
+            field: field.to_string(),
+            message: format!(
+                "{} is not a directory; create it, or remove `{field}` to use the built-in ones",
+                dir.display()
+            ),
+        });
+    }
+    Ok(Some(dir))
 }
 
 fn relative_to(config: &Path, dir: PathBuf) -> PathBuf {
@@ -315,6 +338,20 @@ mod tests {
         );
         let err = parse("roles = []\n").expect_err("no roles");
         assert!(err.to_string().contains("`roles`"), "{err}");
+    }
+
+    #[test]
+    fn an_override_dir_that_does_not_exist_is_an_error() {
+        let err = parse("roles_dir = \"no-such-dir\"\n").expect_err("missing");
+        assert!(
+            err.to_string().contains("`roles_dir`") && err.to_string().contains("not a directory"),
+            "{err}"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cfg = dir.path().join("sparkboot.toml");
+        std::fs::create_dir(dir.path().join("tpl")).expect("mkdir");
+        let c = Config::parse(&cfg, "templates_dir = \"tpl\"\n").expect("exists");
+        assert_eq!(c.templates_dir, Some(dir.path().join("tpl")));
     }
 
     #[test]
