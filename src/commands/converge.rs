@@ -22,6 +22,8 @@ pub fn run(args: &ConvergeArgs) -> Result<ExitCode, Error> {
     } else {
         args.roles.clone()
     };
+    // What discovery noticed (already on stderr) goes into the report too.
+    let discovery_notes = target.inventory.notes.clone();
     let engine = target.engine(&selected, !args.common.json)?;
     let req = ConvergeRequest {
         roles: &roles,
@@ -37,7 +39,8 @@ pub fn run(args: &ConvergeArgs) -> Result<ExitCode, Error> {
     outcome.finish_bars();
     engine.progress.clear();
     let mut report = RunReport::new("converge", args.check, started.elapsed(), outcome.recap());
-    report.notes = outcome.notes;
+    report.notes = discovery_notes;
+    report.notes.extend(outcome.notes);
     if args.common.json {
         println!("{}", report.to_json());
     } else {

@@ -153,6 +153,10 @@ pub struct Inventory {
     /// Where a cloud source found the cluster (region, bucket), for `distribution = "s3"`.
     #[serde(skip)]
     pub cloud: Option<aws::Cloud>,
+    /// What discovery noticed (a group short of workers, instances left out), already printed
+    /// on stderr; `converge` also puts them in its report's `notes`.
+    #[serde(skip)]
+    pub notes: Vec<String>,
 }
 
 impl Inventory {
@@ -191,6 +195,7 @@ impl Inventory {
             master,
             workers,
             cloud: None,
+            notes: Vec::new(),
         })
     }
 

@@ -1,12 +1,15 @@
 //! The `terraform:DIR` inventory source: what `terraform apply` built, without writing an
 //! inventory file by hand.
 //!
-//! It runs `terraform output -json` in DIR and reads the module's `sparkboot_inventory` output
-//! (schema 1: cluster name, region, SSH user, the master, the workers' Auto Scaling group, the
-//! bucket). Workers are not outputs, because they change with every scale event and spot
-//! interruption; they come from the AWS API (the group's InService instances, see `aws.rs`).
-//! Values set in `[aws]` win over the outputs, so one AMI's login user or a profile can be
-//! pinned in sparkboot.toml.
+//! It runs `terraform output -no-color -json` in DIR (the binary is `[aws] terraform` or
+//! `SPARKBOOT_TERRAFORM`, so OpenTofu's `tofu` works too) and reads the module's
+//! `sparkboot_inventory` output (schema 1: cluster name, region, SSH user, the master, the
+//! workers' Auto Scaling group, the bucket); no other output is read. The master in the state
+//! is confirmed against EC2 before anything connects: it must exist and be running, and EC2's
+//! current addresses win over the state's. Workers are not outputs, because they change with
+//! every scale event and spot interruption; they come from the AWS API (the group's InService
+//! instances, see `aws/discover.rs`). Values set in `[aws]` win over the outputs, so one AMI's
+//! login user or a profile can be pinned in sparkboot.toml.
 
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -44,30 +47,66 @@ pub struct TfWorkers {
 
 const OUTPUT: &str = "sparkboot_inventory";
 
-/// Runs `terraform output -json` in `dir`. The update check is off (it would call out to the
-/// internet) and input is never asked for.
-fn read_outputs(dir: &Path, source: &str) -> Result<String, InventoryError> {
+/// Names the Terraform binary in the environment (wins over `[aws] terraform`).
+pub const TERRAFORM_ENV: &str = "SPARKBOOT_TERRAFORM";
+
+/// The Terraform binary to run and where that choice came from: `SPARKBOOT_TERRAFORM`, else
+/// `[aws] terraform` (validated with the config), else `terraform`.
+pub fn terraform_binary(
+    env: Option<&str>,
+    settings: &AwsSettings,
+    source: &str,
+) -> Result<(String, &'static str), InventoryError> {
+    if let Some(value) = env.filter(|v| !v.is_empty()) {
+        if !aws::terraform_binary_ok(value) {
+            return Err(InventoryError::Invalid {
+                source_name: source.to_string(),
+                field: TERRAFORM_ENV.into(),
+                message: format!(
+                    "{value:?} must be a command name on PATH (such as \"tofu\") or an absolute path"
+                ),
+            });
+        }
+        return Ok((value.to_string(), TERRAFORM_ENV));
+    }
+    Ok(match &settings.terraform {
+        Some(t) => (t.clone(), "[aws] terraform"),
+        None => ("terraform".to_string(), "the default"),
+    })
+}
+
+/// Runs `terraform output -no-color -json` in `dir`. The update check is off (it would call
+/// out to the internet) and input is never asked for.
+fn read_outputs(
+    dir: &Path,
+    settings: &AwsSettings,
+    source: &str,
+) -> Result<String, InventoryError> {
     let fail = |message: String| InventoryError::Discovery {
         source_name: source.to_string(),
         message,
     };
+    let env = std::env::var(TERRAFORM_ENV).ok();
+    let (binary, from) = terraform_binary(env.as_deref(), settings, source)?;
     if !dir.is_dir() {
         return Err(fail(format!(
-            "{} is not a directory; name the directory you ran `terraform apply` in",
+            "{} is not a directory; name the directory you ran `{binary} apply` in",
             dir.display()
         )));
     }
-    let out = Command::new("terraform")
+    let out = Command::new(&binary)
         .arg(format!("-chdir={}", dir.display()))
-        .args(["output", "-json"])
+        .args(["output", "-no-color", "-json"])
         .env("CHECKPOINT_DISABLE", "1")
         .env("TF_IN_AUTOMATION", "1")
         .env("TF_INPUT", "0")
         .stdin(Stdio::null())
         .output()
         .map_err(|e| match e.kind() {
-            std::io::ErrorKind::NotFound => fail("terraform is not on PATH; install Terraform (>= 1.5), or write a static inventory file".into()),
-            _ => fail(format!("cannot run terraform: {e}")),
+            std::io::ErrorKind::NotFound => fail(format!(
+                "`{binary}` ({from}) is not found; install Terraform (>= 1.5) or OpenTofu, set [aws] terraform or {TERRAFORM_ENV} to its name or absolute path, or write a static inventory file"
+            )),
+            _ => fail(format!("cannot run `{binary}` ({from}): {e}")),
         })?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
@@ -78,14 +117,17 @@ fn read_outputs(dir: &Path, source: &str) -> Result<String, InventoryError> {
             .take(4)
             .collect();
         return Err(fail(format!(
-            "`terraform output -json` failed ({}): {}; run `terraform init` in {} if needed",
+            "`{binary} output -no-color -json` failed ({}): {}; run `{binary} init` in {} if needed",
             out.status,
             tail.into_iter().rev().collect::<Vec<_>>().join(" | "),
             dir.display()
         )));
     }
-    String::from_utf8(out.stdout)
-        .map_err(|_| fail("terraform printed output that is not UTF-8".into()))
+    String::from_utf8(out.stdout).map_err(|_| {
+        fail(format!(
+            "`{binary} output` printed something that is not UTF-8"
+        ))
+    })
 }
 
 /// Picks and checks `sparkboot_inventory` out of `terraform output -json`.
@@ -133,7 +175,7 @@ pub fn load(
     launching: bool,
 ) -> Result<Inventory, InventoryError> {
     let source = format!("terraform:{}", dir.display());
-    let tf = parse(&read_outputs(dir, &source)?, &source)?;
+    let tf = parse(&read_outputs(dir, settings, &source)?, &source)?;
     let region = settings.region.clone().unwrap_or(tf.region);
     let asg = settings.asg.clone().unwrap_or(tf.workers.asg_name);
     let master = Node {
@@ -188,6 +230,35 @@ mod tests {
                     "tags": {"sparkboot:cluster": "spark-prod", "sparkboot:role": "worker"}},
         "bucket": "spark-prod-2024"}}
     }"#;
+
+    #[test]
+    fn the_terraform_binary_comes_from_the_environment_then_the_config() {
+        let mut settings = AwsSettings::default();
+        let pick = |env: Option<&str>, s: &AwsSettings| {
+            terraform_binary(env, s, "terraform:x").map(|(b, from)| (b, from.to_string()))
+        };
+        assert_eq!(
+            pick(None, &settings).expect("default").0,
+            "terraform".to_string()
+        );
+        settings.terraform = Some("tofu".into());
+        assert_eq!(
+            pick(None, &settings).expect("config"),
+            ("tofu".into(), "[aws] terraform".into())
+        );
+        assert_eq!(
+            pick(Some(""), &settings).expect("empty env").0,
+            "tofu".to_string()
+        );
+        assert_eq!(
+            pick(Some("/usr/local/bin/terraform"), &settings).expect("env"),
+            ("/usr/local/bin/terraform".into(), TERRAFORM_ENV.into())
+        );
+        let err = pick(Some("bin/tofu"), &settings)
+            .expect_err("relative")
+            .to_string();
+        assert!(err.contains(TERRAFORM_ENV), "{err}");
+    }
 
     #[test]
     fn reads_the_module_output() {

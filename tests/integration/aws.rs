@@ -1,13 +1,18 @@
 //! The cloud inventory sources and the S3 distribution mode, against a real moto server, real
 //! Terraform and real lab nodes ("rehearse locally" in the README).
 //!
-//! Network safety: moto listens on 127.0.0.1, every VPC is a loopback range (127.150/16 and
-//! 127.151/16, used by no other test), Terraform's proxy variables point anything not bound for
-//! 127.0.0.1 at a closed local port, and sparkboot connects only after a lab node serves every
-//! address discovery returned (the test checks the range before creating them).
+//! Network safety: moto listens on 127.0.0.1, every VPC is a loopback range (127.150/16 to
+//! 127.154/16, one per test, used by no other test), Terraform's proxy variables point anything
+//! not bound for 127.0.0.1 at a closed local port, and sparkboot connects only after a lab node
+//! serves every address discovery returned (the test checks the range before creating them).
+//! Public addresses moto makes up are reported, never contacted.
 
 mod e2e;
 mod harness;
+mod private_workers;
+mod s3_resume;
+mod shim;
+mod terraform_source;
 mod watch;
 
 use aws_sdk_autoscaling::types::{LaunchTemplateSpecification, Tag as AsgTag};

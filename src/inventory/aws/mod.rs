@@ -3,10 +3,12 @@
 //! Workers come and go with the Auto Scaling group (scale events, spot interruptions, capacity
 //! rebalancing), so their addresses are written down nowhere: they are read from the AWS API each
 //! time sparkboot runs. The master is found by the module's tags (`sparkboot:cluster`,
-//! `sparkboot:role = master`), or taken from Terraform's outputs; the workers are the group's
-//! InService instances that EC2 reports running. Anything else (Pending, Terminating, Standby,
-//! stopped, ...) is left out with a note on stderr: sparkboot connects only to nodes meant to
-//! serve. Credentials, profile, region and endpoints come from aws-config's standard chains, so
+//! `sparkboot:role = master`), or taken from Terraform's outputs and confirmed against EC2
+//! (running, at its current addresses); the workers are the group's InService instances that
+//! EC2 reports running. Anything else (Pending, Terminating, Standby, stopped, ...) is left out
+//! with a note on stderr: sparkboot connects only to nodes meant to serve. A group with fewer
+//! workers than its desired capacity gets a warning with the reason AWS gives; notes and
+//! warnings also reach `converge --json` through [`Inventory::notes`]. Credentials, profile, region and endpoints come from aws-config's standard chains, so
 //! `AWS_PROFILE`, SSO, `AWS_REGION` and `AWS_ENDPOINT_URL*` (a local emulator) work with no
 //! sparkboot switch; `[aws] profile` and `region` pin them.
 
@@ -20,7 +22,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 
 use super::{Host, Inventory, InventoryError, NodeRole};
 pub use discover::{discover, Found, Node, Query};
-pub use settings::{resolve, AwsSettings, RawAws};
+pub use settings::{resolve, terraform_binary_ok, AwsSettings, RawAws};
 
 pub const CLUSTER_TAG: &str = "sparkboot:cluster";
 pub const ROLE_TAG: &str = "sparkboot:role";
@@ -88,9 +90,18 @@ pub fn into_inventory(
     login: &Login,
     cloud: Cloud,
 ) -> Result<Inventory, InventoryError> {
+    for warning in &found.warnings {
+        eprintln!("sparkboot: warning: {warning}");
+    }
     for note in &found.notes {
         eprintln!("sparkboot: note: {note}");
     }
+    let notes: Vec<String> = found
+        .warnings
+        .iter()
+        .map(|w| format!("warning: {w}"))
+        .chain(found.notes.iter().cloned())
+        .collect();
     let invalid = |field: String, message: String| InventoryError::Invalid {
         source_name: source.clone(),
         field,
@@ -135,7 +146,9 @@ pub fn into_inventory(
         let name = w.id.clone();
         workers.push(host(w, name, NodeRole::Worker, format!("workers[{i}]"))?);
     }
-    Ok(Inventory::new(source, master, workers)?.with_cloud(cloud))
+    let mut inventory = Inventory::new(source, master, workers)?.with_cloud(cloud);
+    inventory.notes = notes;
+    Ok(inventory)
 }
 
 /// `--inventory aws`: the master by tags, the workers from the group.

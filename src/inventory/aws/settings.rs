@@ -21,6 +21,7 @@ pub struct RawAws {
     port: Option<u16>,
     jump_host: Option<String>,
     queue_url: Option<String>,
+    terraform: Option<String>,
 }
 
 /// `[aws]`, validated. Unset values fall back to Terraform's outputs, then to AWS's own chains.
@@ -41,6 +42,24 @@ pub struct AwsSettings {
     pub jump_host: Option<String>,
     /// The SQS queue `watch` reads (default: the Terraform output `queue_url`).
     pub queue_url: Option<String>,
+    /// The Terraform binary `terraform:DIR` runs (`tofu` for OpenTofu): a command name looked
+    /// up on PATH or an absolute path. `SPARKBOOT_TERRAFORM` wins over it; default `terraform`.
+    pub terraform: Option<String>,
+}
+
+/// A Terraform binary as `[aws] terraform` or `SPARKBOOT_TERRAFORM` may name it: a command name
+/// looked up on PATH (letters, digits, `.`, `_`, `+`, `-`; not starting with `-`) or an absolute
+/// path (no control characters). A relative path would depend on the working directory.
+pub fn terraform_binary_ok(value: &str) -> bool {
+    if value.starts_with('/') {
+        return value.len() > 1 && !value.chars().any(|c| c.is_control());
+    }
+    !value.is_empty()
+        && value.len() <= 255
+        && !value.starts_with('-')
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '-'))
 }
 
 fn word_ok(s: &str, extra: &[char]) -> bool {
@@ -105,6 +124,12 @@ pub fn resolve(raw: RawAws, config_path: &Path) -> Result<AwsSettings, (String, 
             );
         }
     }
+    if let Some(t) = raw.terraform.as_deref().filter(|t| !terraform_binary_ok(t)) {
+        return bad(
+            "terraform",
+            format!("{t:?} must be a command name on PATH (such as \"tofu\") or an absolute path"),
+        );
+    }
     let base = config_path.parent().unwrap_or_else(|| Path::new("."));
     let identity_file = raw.identity_file.map(|p| match p.strip_prefix("~") {
         Ok(rest) => PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(rest),
@@ -122,6 +147,7 @@ pub fn resolve(raw: RawAws, config_path: &Path) -> Result<AwsSettings, (String, 
         port: raw.port.unwrap_or(22),
         jump_host: raw.jump_host,
         queue_url: raw.queue_url,
+        terraform: raw.terraform,
     })
 }
 
@@ -154,5 +180,17 @@ mod tests {
             toml::from_str::<RawAws>("regoin = \"x\"").is_err(),
             "unknown fields are refused"
         );
+        assert_eq!(
+            parse("terraform = \"tofu\"")
+                .expect("tofu")
+                .terraform
+                .as_deref(),
+            Some("tofu")
+        );
+        assert!(parse("terraform = \"/opt/tofu/bin/tofu\"").is_ok());
+        for bad in ["bin/tofu", "tofu -x", "-tofu", "", "/", "a;b", "/x\ny"] {
+            let text = format!("terraform = {bad:?}");
+            assert_eq!(parse(&text).expect_err(bad).0, "aws.terraform", "{bad:?}");
+        }
     }
 }
