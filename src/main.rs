@@ -8,6 +8,8 @@ mod config;
 mod engine;
 mod error;
 mod facts;
+#[cfg(test)]
+mod fuzz;
 mod harden;
 mod inventory;
 mod lab;
