@@ -94,6 +94,10 @@ pub struct ConvergeArgs {
     /// Roles to apply, in order (default: the config's `roles`).
     #[arg(long, value_delimiter = ',')]
     pub roles: Vec<String>,
+    /// When another run holds the cluster lock, wait up to this many seconds for it (at
+    /// least 3) before giving up with exit 6.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    pub wait: u64,
 }
 
 #[derive(Debug, Args)]

@@ -29,6 +29,8 @@ pub fn run(args: &ConvergeArgs) -> Result<ExitCode, Error> {
         roles: &roles,
         check: args.check,
         diff: args.diff,
+        lock_wait: Some(args.wait),
+        command: "converge",
     };
     let base = Arc::new(converge::prepare(&engine, &req)?);
     let plan = Arc::new(base.bind(engine.inventory.clone())?);

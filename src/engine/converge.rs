@@ -13,6 +13,7 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::host::HostConverge;
+use super::lock::{self, LockError, RunLock, Taken};
 use super::node::Node;
 use super::{context, Engine};
 use crate::config::Config;
@@ -28,6 +29,11 @@ pub struct ConvergeRequest<'a> {
     pub roles: &'a [String],
     pub check: bool,
     pub diff: bool,
+    /// Take the cluster lock before changing anything, waiting up to this many seconds for
+    /// another run to finish (`None`: never lock; `--check` changes nothing).
+    pub lock_wait: Option<u64>,
+    /// The command, named in the lock for whoever waits on this run.
+    pub command: &'static str,
 }
 
 /// Roles whose presence means "this is a Spark cluster": check registration at the end.
@@ -49,6 +55,9 @@ pub struct PlanBase {
     pub created_secret: Option<PathBuf>,
     /// The roles run Spark daemons: check registration at the end.
     pub spark_cluster: bool,
+    /// See [`ConvergeRequest::lock_wait`].
+    pub lock_wait: Option<u64>,
+    pub command: &'static str,
 }
 
 /// A [`PlanBase`] bound to one inventory.
@@ -136,6 +145,8 @@ pub fn prepare(engine: &Engine, req: &ConvergeRequest) -> Result<PlanBase, Error
         layout,
         created_secret,
         spark_cluster,
+        lock_wait: if req.check { None } else { req.lock_wait },
+        command: req.command,
     })
 }
 
@@ -199,6 +210,61 @@ fn read_exports(node: &mut Node, paths: &[(String, String)]) -> BTreeMap<String,
     out
 }
 
+/// Probes every host once; the master's probe also carries the exports and the status page.
+fn probe_all(
+    engine: &Engine,
+    items: Vec<(Node, HostConverge)>,
+    plan: &Arc<ConvergePlan>,
+    exports: &mut serde_json::Map<String, Value>,
+) -> Vec<(Node, HostConverge)> {
+    let (p, snapshot) = (plan.clone(), Arc::new(Value::Object(exports.clone())));
+    let items = engine.each(items, move |node, hc| hc.probe(node, &p, &snapshot));
+    let master = &plan.inventory.master.name;
+    if let Some((_, hc)) = items.iter().find(|(n, _)| &n.host.name == master) {
+        for (name, path) in &plan.export_paths {
+            if let Some(v) = hc.probed(path) {
+                exports.insert(name.clone(), Value::String(v));
+            }
+        }
+    }
+    items
+}
+
+/// Whether this run would change anything: every phase planned in check mode from the probe
+/// (controller CPU only, no round trip), plus a worker the master lists that the inventory
+/// dropped (the scale-in stop).
+fn changes_pending(
+    items: &mut [(Node, HostConverge)],
+    plan: &ConvergePlan,
+    exports: &serde_json::Map<String, Value>,
+) -> bool {
+    let phases: BTreeSet<u32> = plan.base.roles.iter().map(|r| r.data.phase).collect();
+    let snapshot = Value::Object(exports.clone());
+    for (node, hc) in items.iter_mut() {
+        if !node.alive() {
+            continue;
+        }
+        let mut sim = hc.clone();
+        for &phase in &phases {
+            sim.run_phase(node, plan, phase, true, &snapshot);
+        }
+        if sim.changed > 0 {
+            return true;
+        }
+    }
+    let inventory: BTreeSet<&str> = plan
+        .inventory
+        .workers
+        .iter()
+        .map(|w| w.address.as_str())
+        .collect();
+    items
+        .iter()
+        .filter_map(|(_, hc)| hc.observed("status"))
+        .filter_map(|json| crate::spark::registration::alive_workers(json).ok())
+        .any(|alive| alive.iter().any(|a| !inventory.contains(a.as_str())))
+}
+
 /// Plans, then applies phase by phase; for a Spark cluster (not `--check`), checks
 /// registration and stops workers the inventory dropped.
 pub fn run(
@@ -220,17 +286,43 @@ pub fn run(
             exports.extend(read.into_iter().map(|(k, v)| (k, Value::String(v))));
         }
     }
-    let items: Vec<(Node, HostConverge)> = nodes
+    let fresh: Vec<(Node, HostConverge)> = nodes
         .into_iter()
         .map(|n| (n, HostConverge::new(handlers.clone())))
         .collect();
-    let (p, snapshot) = (plan.clone(), Arc::new(Value::Object(exports.clone())));
-    let mut items = engine.each(items, move |node, hc| hc.probe(node, &p, &snapshot));
-    if let Some((_, hc)) = items.iter().find(|(n, _)| n.host.name == master_name) {
-        for (name, path) in &plan.export_paths {
-            if let Some(v) = hc.probed(path) {
-                exports.insert(name.clone(), Value::String(v));
+    let mut items = probe_all(engine, fresh, &plan, &mut exports);
+    // Held until the end of the run when it was taken; dropping a node opened only for the lock
+    // ends its session, which also releases the lock.
+    let mut held: Option<(RunLock, Option<Node>)> = None;
+    if let Some(wait) = plan.base.lock_wait {
+        if changes_pending(&mut items, &plan, &exports) {
+            let run_lock = RunLock::new(plan.base.command);
+            let observed = items
+                .iter()
+                .find(|(n, _)| n.host.name == master_name)
+                .and_then(|(_, hc)| hc.observed(lock::OBSERVE_KEY).map(str::to_string));
+            let mut outside = None;
+            let master = match items.iter_mut().find(|(n, _)| n.host.name == master_name) {
+                Some((n, _)) => n,
+                None => {
+                    outside.insert(engine.node(plan.inventory.master.clone(), "(master, lock)"))
+                }
+            };
+            match run_lock.take(master, wait, observed.as_deref()) {
+                Ok(Taken::Fresh) => {}
+                Ok(Taken::Stale) => {
+                    // Another run changed the cluster since we looked: look again.
+                    let again = items
+                        .into_iter()
+                        .map(|(n, _)| (n, HostConverge::new(handlers.clone())))
+                        .collect();
+                    exports = placeholders(&plan);
+                    items = probe_all(engine, again, &plan, &mut exports);
+                }
+                Err(LockError::Busy(m)) => return Err(Error::Locked(m)),
+                Err(LockError::Failed(m)) => return Err(Error::Usage(m)),
             }
+            held = Some((run_lock, outside));
         }
     }
     let phases: BTreeSet<u32> = plan.base.roles.iter().map(|r| r.data.phase).collect();
@@ -271,11 +363,21 @@ pub fn run(
             );
         }
     }
-    let (items, notes, _registered) = if plan.status_probe.is_some() && !check {
+    let (mut items, notes, _registered) = if plan.status_probe.is_some() && !check {
         crate::spark::cluster::verify(engine, items, &plan)
     } else {
         (items, Vec::new(), None)
     };
+    if let Some((run_lock, outside)) = held.as_mut() {
+        match outside {
+            Some(node) => run_lock.release(node),
+            None => {
+                if let Some((n, _)) = items.iter_mut().find(|(n, _)| n.host.name == master_name) {
+                    run_lock.release(n);
+                }
+            }
+        }
+    }
     Ok(ConvergeOutcome {
         hosts: items
             .into_iter()

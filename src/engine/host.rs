@@ -16,8 +16,9 @@ use crate::roles::model::ServiceSpec;
 use crate::roles::{self, Filter, Resource, Step};
 use crate::shell;
 
-/// What one host's converge has found and done so far.
-#[derive(Default)]
+/// What one host's converge has found and done so far. Cloned to plan a run in check mode
+/// before deciding whether it needs the cluster lock.
+#[derive(Default, Clone)]
 pub struct HostConverge {
     pub facts: Option<Facts>,
     /// The facts as the steps planned so far will leave them.
@@ -95,6 +96,11 @@ impl HostConverge {
                 .extend(plan.export_paths.iter().map(|(_, p)| p.clone()));
             if let Some(status) = &plan.status_probe {
                 request.observe.insert("status".into(), status.clone());
+            }
+            if plan.base.lock_wait.is_some() {
+                request
+                    .observe
+                    .insert(super::lock::OBSERVE_KEY.into(), shell::lock::observe());
             }
         }
         let Some(out) = node.run(&shell::probe::script(&request), None) else {

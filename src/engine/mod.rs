@@ -14,6 +14,7 @@ mod context;
 pub mod converge;
 mod host;
 mod limits;
+pub mod lock;
 mod node;
 
 use std::collections::BTreeSet;

@@ -27,6 +27,8 @@ pub fn run(engine: &Engine, nodes: Vec<Node>) -> Result<(Outcome, Vec<Node>), Er
         roles: &roles,
         check: false,
         diff: false,
+        lock_wait: Some(0),
+        command: "harden",
     };
     let base = Arc::new(converge::prepare(engine, &req)?);
     let plan = Arc::new(base.bind(engine.inventory.clone())?);

@@ -8,6 +8,7 @@
 
 pub mod guard;
 pub mod harden;
+pub mod lock;
 pub mod ops;
 pub mod probe;
 pub mod spark;

@@ -56,6 +56,9 @@ fn install_stop_handlers() {
 }
 
 /// How often a launch action is kept open while its converge runs.
+/// A reconcile that finds the cluster locked by another run (a person's converge) waits this
+/// long for it, then gives up until the next trigger: the launch actions stay heartbeated.
+const LOCK_WAIT_SECS: u64 = 60;
 const HEARTBEAT_EVERY: Duration = Duration::from_secs(60);
 /// The presigned URL of the s3 distribution lasts an hour: prepare again well before.
 const REPREPARE_EVERY: Duration = Duration::from_secs(30 * 60);
@@ -150,6 +153,8 @@ pub fn run(args: &WatchArgs) -> Result<ExitCode, Error> {
         roles: &roles,
         check: false,
         diff: false,
+        lock_wait: Some(LOCK_WAIT_SECS),
+        command: "watch",
     };
     let base = Arc::new(converge::prepare(&engine, &req)?);
     install_stop_handlers();
@@ -550,6 +555,8 @@ impl Watcher {
             roles: &roles,
             check: false,
             diff: false,
+            lock_wait: Some(LOCK_WAIT_SECS),
+            command: "watch",
         };
         match converge::prepare(&self.engine, &req) {
             Ok(b) => {

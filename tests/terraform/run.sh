@@ -60,8 +60,11 @@ if [ -z "${SPARKBOOT_TF_ISOLATED:-}" ]; then
     # shellcheck disable=SC2016 # $0 and $@ belong to the inner bash
     exec unshare --net -- bash -c 'ip link set lo up && exec bash "$0" "$@"' "$0" "$@"
   fi
-  export SPARKBOOT_TF_ISOLATED=none
-  log "note: not root (or no unshare/ip): running without a network namespace; only loopback is used"
+  # Never unisolated: terraform, checkov and the provider would reach the network if anything
+  # were misconfigured.
+  log "FAIL  setup: cannot create a network namespace (needs root, iproute2's ip and util-linux's unshare)"
+  log "0 passed, 1 failed"
+  exit 1
 fi
 
 # Past this point nothing needs a proxy: every request goes to 127.0.0.1.

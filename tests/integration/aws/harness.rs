@@ -5,7 +5,6 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-use std::sync::Mutex;
 use std::time::Instant;
 
 use aws_sdk_ec2::config::{BehaviorVersion, Credentials, Region};
@@ -29,35 +28,13 @@ pub fn repo() -> PathBuf {
 /// moto_server from the venv tests/terraform/run.sh keeps; installed here (moto alone, at the pin
 /// in tests/terraform/requirements.txt) when this runs first on a fresh machine.
 fn moto_server() -> PathBuf {
-    static ONCE: Mutex<()> = Mutex::new(());
-    let _one_at_a_time = ONCE.lock().unwrap_or_else(|e| e.into_inner());
-    let venv = cache().join("venv");
-    let bin = venv.join("bin/moto_server");
-    if !bin.exists() {
-        let reqs = std::fs::read_to_string(repo().join("tests/terraform/requirements.txt"))
-            .expect("requirements.txt");
-        let pin = reqs
-            .lines()
-            .find(|l| l.starts_with("moto"))
-            .expect("a moto pin")
-            .trim()
-            .to_string();
-        if !venv.join("bin/python").exists() {
-            assert!(Command::new("python3")
-                .args(["-m", "venv"])
-                .arg(&venv)
-                .status()
-                .expect("python3")
-                .success());
-        }
-        let status = Command::new(venv.join("bin/python"))
-            .args(["-m", "pip", "install", "--quiet", "--cache-dir"])
-            .arg(cache().join("pip"))
-            .arg(&pin)
-            .status()
-            .expect("pip");
-        assert!(status.success(), "pip install {pin} failed");
-    }
+    let bin = cache().join("venv/bin/moto_server");
+    assert!(
+        bin.exists(),
+        "{} is missing: run `bash scripts/install-deps` (as root) first; it installs \
+         tests/terraform/requirements.txt into that venv, so no test reaches PyPI",
+        bin.display()
+    );
     bin
 }
 
@@ -108,6 +85,21 @@ impl Moto {
         for v in ["AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_SESSION_TOKEN"] {
             cmd.env_remove(v);
         }
+        // A per-service endpoint (AWS_ENDPOINT_URL_EC2, ...) from the caller's environment would
+        // win over AWS_ENDPOINT_URL and send that service's calls elsewhere.
+        for (name, _) in std::env::vars_os() {
+            if name
+                .to_str()
+                .is_some_and(|n| n.starts_with("AWS_ENDPOINT_URL_"))
+            {
+                cmd.env_remove(&name);
+            }
+        }
+        // A trap: anything that would not go straight to moto on loopback goes to a closed
+        // port instead of the network.
+        cmd.env("HTTPS_PROXY", "http://127.0.0.1:9")
+            .env("HTTP_PROXY", "http://127.0.0.1:9")
+            .env("NO_PROXY", "127.0.0.1");
         cmd.env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_REGION", REGION)
