@@ -104,6 +104,10 @@ pub fn download_unpack(
 }
 
 /// The body of [`download_unpack`], run by whoever controls `dest`'s directory (`$2` is dest).
+///
+/// A run killed mid-download (SIGKILL skips the trap) leaves its temporary directory behind;
+/// the next download into the same directory removes it first. Runs that change a cluster hold
+/// the cluster lock, so no other run's download is in progress there.
 fn download_body(sha512: &str, owner: &str, group: &str, from_stdin: bool) -> String {
     // The URL arrives on stdin, not in this script: a presigned URL is a credential, and a
     // script or argv is readable by every user of the node through /proc while it runs. An
@@ -119,6 +123,7 @@ if command -v curl >/dev/null 2>&1; then printf 'url = "%s"\n' "$url" | curl -fs
     format!(
         r#"set -e
 dest=$2; parent=$(dirname -- "$dest"); mkdir -p -- "$parent"
+for old in "$parent"/.sparkboot-dl.*; do if [ -d "$old" ] && [ ! -L "$old" ]; then rm -rf -- "$old"; fi; done
 tmp=$(mktemp -d "$parent/.sparkboot-dl.XXXXXX"); trap 'rm -rf -- "$tmp"' EXIT
 {fetch}
 actual=$(sha512sum "$tmp/archive" | cut -d' ' -f1)

@@ -129,6 +129,7 @@ fn a_second_run_waits_or_refuses_and_a_dead_holder_never_blocks() {
     let first = finish(first);
     assert_eq!(first.status.code(), Some(0), "{}", text(&first));
     assert!(total_changed(&first) > 0);
+    let refused = second.status.code();
 
     // 2. With --wait the second run waits for the first, probes again, and finds nothing left
     //    to do (the daemons are not restarted, no step runs twice).
@@ -157,6 +158,16 @@ fn a_second_run_waits_or_refuses_and_a_dead_holder_never_blocks() {
         waited > Duration::from_secs(3),
         "it did not wait: {waited:?}"
     );
+    crate::reliability::record(crate::reliability::Row {
+        id: "two-runs",
+        fault: "two runs against one cluster at once",
+        injected: "a second converge while the first holds the cluster lock",
+        exit: refused,
+        failed_host: "(the second run) refused at once, naming the first run's command, pid, host and start; changed nothing",
+        rest: "the first run converged undisturbed",
+        rerun: "with `--wait 60`: waited, probed again, changed 0 (no step ran twice, no daemon restarted)",
+        took: waited,
+    });
     assert_eq!(
         lab.sh(&cfg, "lab-worker-2", "cat /run/demo.pid"),
         pid_before

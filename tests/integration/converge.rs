@@ -135,18 +135,20 @@ fn a_changed_host_key_fails_only_that_host() {
     let add = lab.lab(&["add", "--name", "lab-worker-2", "--address", &addr]);
     assert!(add.status.success(), "{}", text(&add));
 
+    let started = std::time::Instant::now();
     let out = lab.run("converge", &cfg, &["--json"]);
+    let took = started.elapsed();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     let doc = json(&out);
     for h in doc["hosts"].as_array().expect("hosts") {
         if h["name"] == "lab-worker-2" {
             assert_eq!(h["failed"], 1, "{h}");
-            assert!(
-                h["error"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .contains("HOST KEY CHANGED"),
-                "{h}"
+            let error = h["error"].as_str().unwrap_or_default();
+            assert!(error.contains("HOST KEY CHANGED"), "{h}");
+            assert_eq!(
+                error.matches("SHA256:").count(),
+                2,
+                "both fingerprints: {error}"
             );
             assert_eq!(
                 h["changed"], 0,
@@ -178,33 +180,18 @@ fn a_changed_host_key_fails_only_that_host() {
     let known = std::fs::read_to_string(lab.path().join("state/sparkboot/known_hosts"))
         .expect("known_hosts");
     assert_eq!(known.lines().count(), 3, "one line per host: {known}");
+    crate::reliability::record(crate::reliability::Row {
+        id: "host-key-changed",
+        fault: "a node rebuilt at a known address",
+        injected: "`lab remove` + `lab add` at the same address (new host keys)",
+        exit: out.status.code(),
+        failed_host: "failed, nothing run on it; the error shows both fingerprints and `sparkboot known-hosts forget HOST`",
+        rest: "converged",
+        rerun: "refused again until `known-hosts forget`; then recorded the new key and converged",
+        took,
+    });
     let nothing = lab.run("known-hosts", &cfg, &["forget", "127.123.9.9"]);
     assert_eq!(nothing.status.code(), Some(1), "{}", text(&nothing));
-}
-
-#[test]
-fn a_stopped_node_is_unreachable_and_the_others_converge() {
-    let lab = Lab::up(124, 2);
-    let cfg = lab.config("sparkboot.toml", "roles = [\"demo\"]\n[ssh]\nretry_deadline_secs = 2\n[vars]\ndemo_secret = \"first-secret-0123456789\"\n");
-    assert!(lab.lab(&["stop", "lab-worker-1"]).status.success());
-    let out = lab.run("converge", &cfg, &["--json"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    for (name, _ok, changed, failed, unreachable) in counts(&json(&out)) {
-        if name == "lab-worker-1" {
-            assert_eq!((unreachable, changed), (1, 0), "{name}");
-        } else {
-            assert_eq!((failed, unreachable), (0, 0), "{name}");
-            assert!(changed >= 5, "{name} converged");
-        }
-    }
-    assert!(lab.lab(&["start", "lab-worker-1"]).status.success());
-    let out = lab.run("converge", &cfg, &["--json"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "once back, it converges:\n{}",
-        text(&out)
-    );
 }
 
 #[test]

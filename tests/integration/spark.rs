@@ -216,6 +216,51 @@ fn spark_cluster_end_to_end() {
         "alive"
     );
 
+    // 5b. A dead master daemon: the next converge starts it again, and every worker registers
+    //     with it again (the registration check passes only when all are ALIVE).
+    let before = c.sh(&cleanup, "lab-master", "cat /var/lib/spark/run/*.pid");
+    c.sh(
+        &cleanup,
+        "lab-master",
+        "kill -9 $(cat /var/lib/spark/run/*.pid)",
+    );
+    let started = std::time::Instant::now();
+    let revived = c.converge(&cleanup);
+    let took = started.elapsed();
+    assert_converged(&revived, "dead master daemon");
+    let counts_after = changed(&revived);
+    assert!(counts_after["lab-master"] >= 1, "{revived:#}");
+    assert_eq!(counts_after["lab-worker-1"], 0, "{revived:#}");
+    assert_eq!(counts_after["lab-worker-2"], 0, "{revived:#}");
+    assert_ne!(
+        c.sh(&cleanup, "lab-master", "cat /var/lib/spark/run/*.pid"),
+        before
+    );
+    let status = c.sparkboot(&[
+        "status",
+        "--config",
+        cleanup.to_str().expect("utf-8"),
+        "--json",
+    ]);
+    assert_eq!(status.status.code(), Some(0), "{}", text(&status));
+    let status = json(&status);
+    assert_eq!(status["healthy"], true, "{status:#}");
+    assert_eq!(
+        status["master"]["alive_workers"].as_array().map(Vec::len),
+        Some(2),
+        "{status:#}"
+    );
+    crate::reliability::record(crate::reliability::Row {
+        id: "master-daemon-killed",
+        fault: "the master's Spark daemon dies between two converges",
+        injected: "`kill -9` of the Master JVM",
+        exit: revived["exit"].as_i64().map(|e| e as i32),
+        failed_host: "(the master) daemon started again; its other steps unchanged",
+        rest: "workers unchanged and ALIVE on the new master (registration checked)",
+        rerun: "(this run is the re-run) `status` healthy, both workers listed",
+        took,
+    });
+
     // 6. A wrong checksum fails cleanly and keeps the installed Spark.
     let link = c.sh(
         &cleanup,
@@ -229,13 +274,18 @@ fn spark_cluster_end_to_end() {
             "0".repeat(128)
         ),
     );
+    let started = std::time::Instant::now();
     let failed = c.converge(&bad);
+    let took = started.elapsed();
     assert_eq!(failed["exit"], 2, "{failed:#}");
+    let real = c.lab.spark_sha512();
     for h in failed["hosts"].as_array().expect("hosts") {
         let err = h["error"].as_str().unwrap_or_default();
         assert!(
-            err.contains("checksum mismatch") && err.contains(&"0".repeat(128)),
-            "{h}"
+            err.contains("checksum mismatch")
+                && err.contains(&"0".repeat(128))
+                && err.contains(&real),
+            "both hashes: {h}"
         );
     }
     assert_eq!(
@@ -260,6 +310,16 @@ fn spark_cluster_end_to_end() {
     let healed = c.converge(&cleanup);
     assert_converged(&healed, "after the bad checksum");
     assert!(changed(&healed).values().all(|n| *n == 0), "{healed:#}");
+    crate::reliability::record(crate::reliability::Row {
+        id: "corrupt-archive",
+        fault: "the archive's bytes differ from the published checksum",
+        injected: "a config pinning a different SHA-512 (a Spark upgrade)",
+        exit: failed["exit"].as_i64().map(|e| e as i32),
+        failed_host: "every node: failed, both hashes in the message; the previous Spark still linked and running; no partial download left",
+        rest: "(all nodes fail alike: nothing installed anywhere)",
+        rerun: "with the right checksum: changed nothing",
+        took,
+    });
 
     // 7. Push mode works with the lab's HTTP server stopped.
     let state: serde_json::Value = serde_json::from_str(

@@ -1,0 +1,424 @@
+//! The fault suite: each case injects a fault the way it happens in life, on lab nodes with real
+//! sshd, and asserts the end state, not only the exit code: what the failed host shows, what
+//! the rest of the cluster shows, and what a re-run changes. Each case records its row of the
+//! README's reliability table (see reliability.rs). The fixture role `demo` stands in for the
+//! Spark roles where the fault is about the engine; the Spark cases are in spark.rs.
+//! Labs 127.165-168.0.0/16.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::*;
+use crate::reliability::{record, Row};
+
+const DEMO: &str = "roles = [\"demo\"]\n[vars]\ndemo_secret = \"fault-secret-0123456789\"\n";
+
+/// (name, changed, failed, unreachable, error) per host.
+fn hosts(doc: &Value) -> Vec<(String, u64, u64, u64, String)> {
+    doc["hosts"]
+        .as_array()
+        .expect("hosts")
+        .iter()
+        .map(|h| {
+            (
+                h["name"].as_str().unwrap_or_default().to_string(),
+                h["changed"].as_u64().unwrap_or(0),
+                h["failed"].as_u64().unwrap_or(0),
+                h["unreachable"].as_u64().unwrap_or(0),
+                h["error"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// Runs `script` inside a lab node's PID and mount namespaces, from the host (so it works while
+/// the node's sshd is stopped or paused), and returns its stdout.
+fn in_node(lab: &Lab, node: &str, script: &str) -> String {
+    let state: Value = serde_json::from_str(
+        &std::fs::read_to_string(lab.lab_dir().join("state.json")).expect("lab state.json"),
+    )
+    .expect("state.json");
+    let init = state["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .find(|n| n["name"] == node)
+        .and_then(|n| n["init_pid"].as_u64())
+        .expect("node init pid");
+    let out = Command::new("nsenter")
+        .args(["--target", &init.to_string(), "--pid", "--mount", "--"])
+        .args(["sh", "-c", script])
+        .stdin(Stdio::null())
+        .output()
+        .expect("nsenter");
+    assert!(
+        out.status.success(),
+        "`{script}` in {node}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Sends `signal` to a lab node's sshd listener: SIGSTOP makes a port whose connections the
+/// kernel accepts but nobody answers.
+fn signal_sshd(lab: &Lab, node: &str, signal: &str) {
+    in_node(
+        lab,
+        node,
+        &format!("kill {signal} \"$(cat /run/sshd.pid)\""),
+    );
+}
+
+fn converge(lab: &Lab, cfg: &Path) -> (Value, Option<i32>, Duration, String) {
+    let started = Instant::now();
+    let out = lab.run("converge", cfg, &["--json"]);
+    (json(&out), out.status.code(), started.elapsed(), text(&out))
+}
+
+/// The bad host was reported as it should be, and every other host converged.
+fn only_one_failed(doc: &Value, bad: &str, unreachable: bool, first_run: bool) -> String {
+    let mut error = String::new();
+    for (name, changed, failed, unr, err) in hosts(doc) {
+        if name == bad {
+            assert_eq!(
+                (failed, unr),
+                if unreachable { (0, 1) } else { (1, 0) },
+                "{name}: {doc}"
+            );
+            error = err;
+        } else {
+            assert_eq!((failed, unr), (0, 0), "{name}: {doc}");
+            if first_run {
+                assert!(changed >= 5, "{name} converged: {doc}");
+            }
+        }
+    }
+    assert!(!error.is_empty(), "{bad} has no error: {doc}");
+    error
+}
+
+/// After the fault is gone, a re-run converges the bad host and changes nothing else.
+fn rerun_fixes_only(lab: &Lab, cfg: &Path, bad: &str) {
+    let (doc, code, _, out) = converge(lab, cfg);
+    assert_eq!(code, Some(0), "{out}");
+    for (name, changed, ..) in hosts(&doc) {
+        if name == bad {
+            assert!(changed >= 5, "{name} converged on the re-run: {out}");
+        } else {
+            assert_eq!(changed, 0, "{name} changed on the re-run: {out}");
+        }
+    }
+}
+
+#[test]
+fn a_worker_with_sshd_stopped_is_unreachable_and_the_rest_converge() {
+    let lab = Lab::up(165, 2);
+    let cfg = lab.config(
+        "sparkboot.toml",
+        &format!("{DEMO}[ssh]\nconnect_timeout_secs = 3\nretry_deadline_secs = 4\n"),
+    );
+    assert!(lab.lab(&["stop", "lab-worker-1"]).status.success());
+    let (doc, code, took, out) = converge(&lab, &cfg);
+    assert_eq!(code, Some(2), "{out}");
+    let error = only_one_failed(&doc, "lab-worker-1", true, true);
+    assert!(error.contains("refused"), "{error}");
+    assert!(took < Duration::from_secs(30), "{took:?}");
+    assert!(lab.lab(&["start", "lab-worker-1"]).status.success());
+    rerun_fixes_only(&lab, &cfg, "lab-worker-1");
+    record(Row {
+        id: "sshd-stopped",
+        fault: "a worker's sshd stopped before the run",
+        injected: "`lab stop` (connection refused)",
+        exit: code,
+        failed_host:
+            "unreachable, \"connection refused\" after the 4 s retry deadline; nothing changed",
+        rest: "converged",
+        rerun: "after `lab start`: that worker converged, the others changed nothing",
+        took,
+    });
+}
+
+#[test]
+fn a_port_that_accepts_but_never_answers_costs_one_connect_timeout() {
+    let lab = Lab::up(166, 2);
+    let cfg = lab.config(
+        "sparkboot.toml",
+        &format!("{DEMO}[ssh]\nconnect_timeout_secs = 3\nretry_deadline_secs = 4\n"),
+    );
+    signal_sshd(&lab, "lab-worker-2", "-STOP");
+    let (doc, code, took, out) = converge(&lab, &cfg);
+    signal_sshd(&lab, "lab-worker-2", "-CONT");
+    assert_eq!(code, Some(2), "{out}");
+    let error = only_one_failed(&doc, "lab-worker-2", true, true);
+    assert!(
+        error.to_lowercase().contains("timed out") || error.to_lowercase().contains("timeout"),
+        "the timeout is named: {error}"
+    );
+    // Connect timeout (3 s) per attempt within the retry deadline (4 s): never a hang.
+    assert!(took < Duration::from_secs(25), "{took:?}: {out}");
+    rerun_fixes_only(&lab, &cfg, "lab-worker-2");
+    record(Row {
+        id: "sshd-silent",
+        fault: "a worker's port accepts but never answers",
+        injected: "its sshd SIGSTOPped (the kernel still accepts)",
+        exit: code,
+        failed_host: "unreachable, the handshake timeout named; nothing changed",
+        rest: "converged",
+        rerun: "after SIGCONT: that worker converged, the others changed nothing",
+        took,
+    });
+}
+
+#[test]
+fn a_node_that_hangs_mid_run_fails_on_the_command_timeout() {
+    let lab = Lab::up(167, 2);
+    // The first step on lab-worker-1 stops its own sshd session process: the channel stays
+    // open and silent, as with a node that froze mid-run.
+    let dir = lab.path().join("roles");
+    std::fs::create_dir_all(dir.join("freeze")).expect("mkdir");
+    std::fs::create_dir_all(dir.join("demo")).expect("mkdir");
+    std::fs::copy(
+        fixtures().join("roles/demo/role.toml"),
+        dir.join("demo/role.toml"),
+    )
+    .expect("copy demo");
+    std::fs::write(
+        dir.join("freeze/role.toml"),
+        "description = \"freeze one node's session\"\n[[step]]\nname = \"Freeze\"\nwhen = \"host.name == 'lab-worker-1'\"\ncommand = { run = \"test -e /run/frozen-once || { touch /run/frozen-once; kill -STOP $PPID; }\", creates = \"/opt/never\" }\n",
+    )
+    .expect("write freeze role");
+    let body = format!(
+        "roles_dir = {dir:?}\ntemplates_dir = {:?}\nroles = [\"freeze\", \"demo\"]\n[vars]\ndemo_secret = \"fault-secret-0123456789\"\n[ssh]\ncommand_timeout_secs = 5\n[cluster]\nstate_dir = {:?}\n",
+        fixtures().join("templates"),
+        lab.path().join("state"),
+    );
+    let cfg = lab.path().join("sparkboot.toml");
+    std::fs::write(&cfg, body).expect("config");
+    let (doc, code, took, out) = converge(&lab, &cfg);
+    assert_eq!(code, Some(2), "{out}");
+    let mut error = String::new();
+    for (name, changed, failed, unr, err) in hosts(&doc) {
+        if name == "lab-worker-1" {
+            assert_eq!(failed + unr, 1, "{out}");
+            error = err;
+        } else {
+            assert_eq!((failed, unr), (0, 0), "{name}: {out}");
+            assert!(changed >= 5, "{name}: {out}");
+        }
+    }
+    assert!(
+        error.contains("5 s") || error.contains("5s") || error.contains("timed out"),
+        "the timeout is named: {error}"
+    );
+    eprintln!("node-hangs: {took:?}: {error}");
+    assert!(
+        took < Duration::from_secs(40),
+        "no hung controller: {took:?}"
+    );
+    record(Row {
+        id: "node-hangs",
+        fault: "a node freezes in the middle of a step",
+        injected: "the step stops its own sshd session (SIGSTOP)",
+        exit: code,
+        failed_host: "failed, the 5 s command timeout named",
+        rest: "converged, unaffected",
+        rerun: "(the frozen session is the node's; a re-run opens a new one)",
+        took,
+    });
+}
+
+/// Files a step leaves while it works, that a finished run must never leave behind.
+const LEFTOVERS: &str = "find /opt /etc /root /home /var/lib /tmp -xdev \\( -name '*.sparkboot-tmp*' -o -name '.sparkboot-dl.*' -o -name '*.sparkboot-new' \\) 2>/dev/null | head";
+
+#[test]
+fn a_controller_killed_at_any_point_leaves_a_cluster_the_next_run_completes() {
+    let lab = Lab::up(168, 2);
+    let cfg = lab.config("sparkboot.toml", DEMO);
+    let mut kills = 0;
+    // Kill points spread over a first converge (about 1-3 s here).
+    for delay_ms in [150u64, 400, 700, 1000, 1400, 1900] {
+        let mut child = Command::new(BIN)
+            .args([
+                "converge",
+                "--config",
+                cfg.to_str().expect("utf-8"),
+                "--inventory",
+                lab.inventory().to_str().expect("utf-8"),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start converge");
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        if child.try_wait().expect("poll").is_none() {
+            child.kill().expect("SIGKILL");
+            kills += 1;
+        }
+        let _ = child.wait();
+    }
+    assert!(kills >= 3, "the runs ended before they could be killed");
+    let (doc, code, took, out) = converge(&lab, &cfg);
+    assert_eq!(code, Some(0), "{out}");
+    for (name, ..) in hosts(&doc) {
+        let conf = lab.sh(&cfg, &name, "cat /opt/demo/demo.conf");
+        assert!(
+            conf.starts_with("# Managed by sparkboot") && conf.contains(&format!("host={name}\n")),
+            "{name}: {conf}"
+        );
+        assert_eq!(
+            lab.sh(&cfg, &name, "stat -c %a /opt/demo/secret").trim(),
+            "600"
+        );
+        let keys = lab.sh(
+            &cfg,
+            &name,
+            "sort /root/.ssh/authorized_keys | uniq -d | wc -l",
+        );
+        assert_eq!(keys.trim(), "0", "{name}: duplicate authorized_keys lines");
+        assert_eq!(
+            lab.sh(&cfg, &name, LEFTOVERS).trim(),
+            "",
+            "{name}: leftovers"
+        );
+    }
+    let (doc, code, _, out) = converge(&lab, &cfg);
+    assert_eq!(code, Some(0), "{out}");
+    assert!(hosts(&doc).iter().all(|h| h.1 == 0), "not converged: {out}");
+    record(Row {
+        id: "controller-killed",
+        fault: "the controller dies during a first converge",
+        injected: "SIGKILL of each of 6 runs at 0.15-1.9 s, then a normal run",
+        exit: code,
+        failed_host: "(none: the run after the kills)",
+        rest: "every file complete and 0600 where asked, no duplicate authorized_keys line, no temporary file left",
+        rerun: "the run after converged; one more changed nothing",
+        took,
+    });
+}
+
+/// A config for the built-in Spark roles on this lab, its Spark served by the lab.
+fn spark_config(lab: &Lab) -> PathBuf {
+    let body = format!(
+        "inventory = {:?}\n[cluster]\nname = \"faults\"\nstate_dir = {:?}\n[spark]\n{}registration_timeout_secs = 120\n",
+        lab.inventory(),
+        lab.path().join("state"),
+        lab.spark_source_lines(),
+    );
+    let path = lab.path().join("spark.toml");
+    std::fs::write(&path, body).expect("write config");
+    path
+}
+
+/// Kills every process of a node but its init and sshd listener: the node "dies" under the
+/// run (its session with it) and comes back with nothing running.
+const KILL_ALL_BUT_SSHD: &str = r#"keep=$(cat /run/sshd.pid); for d in /proc/[0-9]*; do p=${d#/proc/}; case "$p" in 1|"$keep"|"$$") ;; *) kill -9 "$p" 2>/dev/null;; esac; done; true"#;
+
+#[test]
+fn a_node_dying_mid_unpack_and_a_full_disk_leave_nothing_that_looks_installed() {
+    let lab = Lab::up_with_spark(169, 2);
+    let cfg = spark_config(&lab);
+    // lab-worker-2's install dir is a tmpfs with room for the archive and 16 MiB more: the
+    // download fits, the unpacked tree does not.
+    let cache = std::env::var("SPARKBOOT_CACHE").unwrap_or_else(|_| "/var/cache/sparkboot".into());
+    let archive = std::fs::read_dir(Path::new(&cache).join("lab-spark"))
+        .expect("the lab's Spark cache")
+        .flatten()
+        .find(|e| e.file_name().to_string_lossy().ends_with(".tgz"))
+        .expect("the lab's Spark archive");
+    let mib = archive.metadata().expect("archive size").len() / (1 << 20) + 16;
+    in_node(
+        &lab,
+        "lab-worker-2",
+        &format!("mount -t tmpfs -o size={mib}m,mode=755 sparkboot-full /opt"),
+    );
+    let mut run = Command::new(BIN)
+        .args(["converge", "--json", "--config"])
+        .arg(&cfg)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start converge");
+    // lab-worker-1 dies while tar unpacks the archive.
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let tar = in_node(&lab, "lab-worker-1", "pgrep -x tar || true");
+        if !tar.trim().is_empty() {
+            in_node(&lab, "lab-worker-1", KILL_ALL_BUT_SSHD);
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "lab-worker-1 never unpacked anything"
+        );
+        assert!(
+            run.try_wait().expect("poll").is_none(),
+            "the run ended before lab-worker-1 unpacked"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let started = Instant::now();
+    let out = run.wait_with_output().expect("converge");
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let doc = json(&out);
+    let mut errors = std::collections::BTreeMap::new();
+    for (name, _changed, failed, unr, err) in hosts(&doc) {
+        if name == "lab-master" {
+            assert_eq!((failed, unr), (0, 0), "{}", text(&out));
+        } else {
+            assert_eq!(failed + unr, 1, "{name}: {}", text(&out));
+            errors.insert(name, err);
+        }
+    }
+    assert!(
+        errors["lab-worker-2"].contains("No space left on device"),
+        "the full disk is named: {errors:?}"
+    );
+    // Nothing on either worker looks installed: no link, no finished tree, no marker.
+    let cfgp = cfg.as_path();
+    for w in ["lab-worker-1", "lab-worker-2"] {
+        let seen = in_node(
+            &lab,
+            w,
+            "ls -A /opt; test -e /opt/spark && echo LINK; ls /opt/*/.sparkboot-sha512 2>/dev/null; true",
+        );
+        assert!(
+            !seen.contains("LINK") && !seen.contains(".sparkboot-sha512"),
+            "{w} looks installed: {seen}"
+        );
+    }
+    // The dead node's temporary directory is left (SIGKILL skips the trap); the full one's trap
+    // removed its own.
+    assert!(in_node(&lab, "lab-worker-1", "ls -A /opt").contains(".sparkboot-dl."));
+    assert!(!in_node(&lab, "lab-worker-2", "ls -A /opt").contains(".sparkboot-dl."));
+    in_node(&lab, "lab-worker-2", "umount /opt");
+
+    // The re-run finishes both and cleans the leftover; the master changes nothing.
+    let again = lab.run("converge", cfgp, &["--json"]);
+    assert_eq!(again.status.code(), Some(0), "{}", text(&again));
+    for (name, changed, ..) in hosts(&json(&again)) {
+        if name == "lab-master" {
+            assert_eq!(changed, 0, "{}", text(&again));
+        } else {
+            assert!(changed >= 5, "{name}: {}", text(&again));
+        }
+    }
+    for w in ["lab-worker-1", "lab-worker-2"] {
+        let opt = in_node(&lab, w, "ls -A /opt");
+        assert!(!opt.contains(".sparkboot-dl."), "{w}: leftovers: {opt}");
+        assert!(in_node(&lab, w, "test -x /opt/spark/bin/spark-submit && echo ok").contains("ok"));
+    }
+    record(Row {
+        id: "node-dies-mid-unpack",
+        fault: "a worker dies while unpacking Spark; another's disk is full",
+        injected: "every process of lab-worker-1 SIGKILLed while tar runs; lab-worker-2's /opt a tmpfs 16 MiB larger than the archive",
+        exit: out.status.code(),
+        failed_host: "dead: failed, no /opt/spark link, no finished tree, its temporary dir left; full: failed with \"No space left on device\", nothing left",
+        rest: "the master converged",
+        rerun: "both workers installed and registered, the dead one's temporary dir removed; the master changed nothing",
+        took,
+    });
+}
