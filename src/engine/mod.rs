@@ -5,8 +5,9 @@
 //! (fitted once to the open-file limit), and owns the async runtime. [`Engine::each`] runs a
 //! command's work on every node, each with the command's own per-host value (`exec` keeps an
 //! output, `status` a daemon state, `converge` its plan and counters), connecting first with
-//! bounded concurrent handshakes. [`converge::run`] is the roles pipeline (probe, phases,
-//! handlers, exports, the registration check) that `converge`, `harden` and `watch` share.
+//! at most `max_handshakes` concurrent handshakes per sshd (each sshd's MaxStartups is its own).
+//! [`converge::run`] is the roles pipeline (probe, phases, handlers, exports, the registration
+//! check) that `converge`, `harden` and `watch` share.
 //! Nodes are plain values moved in and out of each call, so `watch` keeps its sessions between
 //! reconciles and no lock is shared between hosts.
 
@@ -26,7 +27,7 @@ use crate::config::Config;
 use crate::error::Error;
 use crate::inventory::Inventory;
 use crate::report::Progress;
-use crate::transport::KnownHosts;
+use crate::transport::{jump_sessions, JumpPool, KnownHosts};
 
 pub use host::HostConverge;
 pub use node::{Link, Node};
@@ -35,6 +36,7 @@ pub use node::{Link, Node};
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub forks: usize,
+    /// Concurrent handshakes per receiving sshd (see [`limits::HandshakeGates`]).
     pub max_handshakes: usize,
     /// Sessions stay open across calls unless there are too many hosts for the fd limit.
     pub keep_sessions: bool,
@@ -59,7 +61,8 @@ impl Engine {
         hosts: usize,
         show_progress: bool,
     ) -> Result<Engine, Error> {
-        let (forks, keep_sessions, note) = limits::plan_concurrency(config.forks, hosts);
+        let jumps = jump_sessions(inventory.hosts());
+        let (forks, keep_sessions, note) = limits::plan_concurrency(config.forks, hosts, jumps);
         if let Some(n) = note {
             eprintln!("sparkboot: note: {n}");
         }
@@ -71,6 +74,7 @@ impl Engine {
         let link = Arc::new(Link {
             ssh: config.ssh.clone(),
             known: known.clone(),
+            jumps: JumpPool::new(),
         });
         Ok(Engine {
             limits: Limits {
@@ -102,8 +106,10 @@ impl Engine {
     }
 
     /// Runs `work` on every live node with its per-host value, at most `forks` at once,
-    /// connecting first where needed (at most `max_handshakes` handshakes at once, because
-    /// sshd's MaxStartups drops floods). A failed node keeps its state and skips the work.
+    /// connecting first where needed (at most `max_handshakes` handshakes at once against any
+    /// one sshd, because each sshd's MaxStartups drops floods; hosts behind a jump host share
+    /// one session to it and each handshake their own sshd). A failed node keeps its state and
+    /// skips the work.
     pub fn each<T, F>(&self, items: Vec<(Node, T)>, work: F) -> Vec<(Node, T)>
     where
         T: Send + 'static,
@@ -120,10 +126,11 @@ where
     F: Fn(&mut Node, &mut T) + Send + Sync + 'static,
 {
     let forks = Arc::new(Semaphore::new(limits.forks));
-    let handshakes = Arc::new(Semaphore::new(limits.max_handshakes));
+    let gates = Arc::new(limits::HandshakeGates::new(limits.max_handshakes));
     let mut tasks = Vec::with_capacity(items.len());
     for (node, value) in items {
-        let (forks, handshakes, work) = (forks.clone(), handshakes.clone(), work.clone());
+        let (forks, work) = (forks.clone(), work.clone());
+        let gate = gates.gate(&node.host);
         tasks.push(tokio::spawn(async move {
             if !node.alive() {
                 return (node, value);
@@ -133,7 +140,7 @@ where
             };
             let mut node = node;
             if !node.connected() {
-                let Ok(_hs) = handshakes.acquire_owned().await else {
+                let Ok(_hs) = gate.acquire_owned().await else {
                     return (node, value);
                 };
                 node = match tokio::task::spawn_blocking(move || {

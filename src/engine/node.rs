@@ -9,7 +9,7 @@ use crate::inventory::Host;
 use crate::plan::Payload;
 use crate::report::HostBar;
 use crate::shell::Privilege;
-use crate::transport::{Connection, KnownHosts, Output, SshOptions, TransportError};
+use crate::transport::{Connection, JumpPool, KnownHosts, Output, SshOptions, TransportError};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum NodeState {
@@ -18,11 +18,13 @@ pub enum NodeState {
     Unreachable(String),
 }
 
-/// How to (re)open a session: shared by every node of a run.
+/// How to (re)open a session: shared by every node of a run, and so the owner of the run's jump
+/// sessions (one per jump host, whatever the number of targets behind it).
 #[derive(Debug)]
 pub struct Link {
     pub ssh: SshOptions,
     pub known: Arc<KnownHosts>,
+    pub jumps: JumpPool,
 }
 
 pub struct Node {
@@ -77,7 +79,12 @@ impl Node {
     pub fn connect(&mut self) {
         self.bar.set("connecting");
         self.handshakes += 1;
-        match Connection::open(&self.host, &self.link.ssh, &self.link.known) {
+        match Connection::open_via(
+            &self.host,
+            &self.link.ssh,
+            &self.link.known,
+            &self.link.jumps,
+        ) {
             Ok(c) => self.conn = Some(c),
             Err(e) => self.fail_transport(e),
         }

@@ -243,9 +243,13 @@ mod tests {
 
     #[test]
     fn scripts_quote_what_they_are_given() {
-        let s = acquire(0, "token=a'b\nhost=x");
+        let holder = "token=a'b\nhost=$(x)";
+        let s = acquire(0, holder);
         assert!(s.contains("flock -w 3 9"), "{s}");
-        assert!(s.contains(r#"'token=a'"'"'b"#), "{s}");
+        assert!(
+            s.contains(&format!("printf '%s\\n' {} >", quote(holder))),
+            "{s}"
+        );
         let r = release("a b");
         assert!(r.contains("'token=a b'"), "{r}");
     }

@@ -3,10 +3,12 @@
 //! Everything here blocks, by design: libssh2 is a blocking library, so the engine runs each
 //! host's work on tokio's blocking pool and keeps the async workers free. A [`Connection`] is
 //! opened once (with retries for hosts that are still booting), verified against the pinned host
-//! keys, and reused for the probe and every change on that host.
+//! keys, and reused for the probe and every change on that host. Hosts behind a jump host share
+//! one session to it per run ([`JumpPool`]), each with its own channel.
 
 pub mod hostkeys;
 mod jump;
+mod pool;
 pub mod session;
 
 use std::time::Duration;
@@ -14,6 +16,7 @@ use std::time::Duration;
 use thiserror::Error;
 
 pub use hostkeys::{HostKeyError, KnownHosts};
+pub use pool::{jump_sessions, JumpPool};
 pub use session::{Connection, Output};
 
 /// Tunables for connections, resolved from the config.

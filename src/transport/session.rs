@@ -1,4 +1,7 @@
 //! One authenticated, host-key-verified SSH session, and running scripts over it.
+//!
+//! A target behind a jump host gets its stream from the run's [`JumpPool`] (a channel on the one
+//! shared jump session) and then handshakes, verifies and authenticates exactly as a direct one.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -8,7 +11,8 @@ use std::time::{Duration, Instant};
 use rand::Rng;
 use ssh2::{HostKeyType, MethodType, Session};
 
-use super::jump::{self, JumpSpec};
+use super::jump::JumpSpec;
+use super::pool::JumpPool;
 use super::{KnownHosts, SshOptions, TransportError};
 use crate::inventory::Host;
 use crate::shell::{self, Privilege};
@@ -33,8 +37,6 @@ pub struct Connection {
     host_name: String,
     login_is_root: bool,
     command_timeout: Duration,
-    // Keeps the jump host's forwarding thread alive as long as this session.
-    _jump: Option<jump::Bridge>,
 }
 
 // Prefer key types every modern sshd has and libssh2 verifies quickly; the order is also what
@@ -54,25 +56,37 @@ fn key_type_name(kind: HostKeyType) -> &'static str {
 }
 
 /// Why one attempt failed, and whether trying again can help.
-enum Attempt {
+pub(super) enum Attempt {
     Retry(String),
     Fatal(TransportError),
 }
 
 impl Connection {
-    /// Connects, retrying refused or dropped connections with backoff and jitter until the
-    /// deadline; host-key and authentication failures are final at once.
+    /// One session on its own (a one-off command): a host behind a jump host gets a jump
+    /// session of its own, which ends with this connection. Fan-outs use [`Connection::open_via`].
     pub fn open(
         host: &Host,
         opts: &SshOptions,
         known_hosts: &KnownHosts,
+    ) -> Result<Self, TransportError> {
+        Self::open_via(host, opts, known_hosts, &JumpPool::new())
+    }
+
+    /// Connects, retrying refused or dropped connections with backoff and jitter until the
+    /// deadline; host-key and authentication failures are final at once. A host with a
+    /// `jump_host` is reached through `jumps`, the run's shared jump sessions.
+    pub fn open_via(
+        host: &Host,
+        opts: &SshOptions,
+        known_hosts: &KnownHosts,
+        jumps: &JumpPool,
     ) -> Result<Self, TransportError> {
         let started = Instant::now();
         let mut attempts = 0u32;
         let mut backoff = Duration::from_millis(200);
         loop {
             attempts += 1;
-            match Self::try_open(host, opts, known_hosts) {
+            match Self::try_open(host, opts, known_hosts, jumps) {
                 Ok(conn) => return Ok(conn),
                 Err(Attempt::Fatal(e)) => return Err(e),
                 Err(Attempt::Retry(last)) => {
@@ -94,7 +108,14 @@ impl Connection {
         }
     }
 
-    fn try_open(host: &Host, opts: &SshOptions, known_hosts: &KnownHosts) -> Result<Self, Attempt> {
+    /// One attempt: connect (directly, or through the jump pool), handshake, verify the host
+    /// key against the pins, authenticate.
+    pub(super) fn try_open(
+        host: &Host,
+        opts: &SshOptions,
+        known_hosts: &KnownHosts,
+        jumps: &JumpPool,
+    ) -> Result<Self, Attempt> {
         let ssh_err = |context: &str, e: ssh2::Error| {
             Attempt::Fatal(TransportError::Ssh {
                 host: host.name.clone(),
@@ -103,25 +124,17 @@ impl Connection {
             })
         };
         let mut session = Session::new().map_err(|e| ssh_err("creating a session", e))?;
-        let bridge = match &host.jump_host {
+        match &host.jump_host {
             Some(spec) => {
                 let spec = JumpSpec::parse(spec, host).map_err(Attempt::Fatal)?;
-                let jump_host = spec.as_host(host);
-                let jump_conn = Connection::try_open(&jump_host, opts, known_hosts)?;
-                let (stream, bridge) = jump::open(jump_conn.session, &host.address, host.port)
-                    .map_err(|e| {
-                        Attempt::Retry(format!("through jump host {}: {e}", spec.address))
-                    })?;
-                session.set_tcp_stream(stream);
-                Some(bridge)
+                session.set_tcp_stream(jumps.tunnel(host, &spec, opts, known_hosts)?);
             }
             None => {
                 let tcp = connect_tcp(&host.address, host.port, opts.connect_timeout)
                     .map_err(Attempt::Retry)?;
                 session.set_tcp_stream(tcp);
-                None
             }
-        };
+        }
         session.set_timeout(duration_ms(opts.connect_timeout));
         session
             .method_pref(MethodType::HostKey, HOST_KEY_PREFS)
@@ -153,8 +166,12 @@ impl Connection {
             host_name: host.name.clone(),
             login_is_root: host.user == "root",
             command_timeout: opts.command_timeout,
-            _jump: bridge,
         })
+    }
+
+    /// The bare session, for the jump pool's pump thread to own.
+    pub(super) fn into_session(self) -> Session {
+        self.session
     }
 
     /// Runs `script` with `sh -c` (through sudo for `Privilege::Root` when the login user is not
@@ -179,6 +196,9 @@ impl Connection {
         let err = |context: &str, e: &dyn std::fmt::Display| {
             let message = e.to_string();
             if started.elapsed() >= self.command_timeout {
+                // The channel is stuck: closing it and the session must not wait for a host
+                // that does not answer (each blocking call would wait a whole timeout again).
+                self.session.set_timeout(1);
                 TransportError::Timeout {
                     host: self.host_name.clone(),
                     what: context.to_string(),
@@ -216,6 +236,11 @@ impl Connection {
         let mut stdout = Vec::new();
         let mut buf = [0u8; 32 * 1024];
         loop {
+            // Each blocking wait may last only what is left of the command's time, so a silent
+            // host fails at the deadline rather than up to a whole timeout after it.
+            let left = self.command_timeout.saturating_sub(started.elapsed());
+            self.session
+                .set_timeout(duration_ms(left.max(Duration::from_millis(1))));
             match channel.read(&mut buf) {
                 Ok(0) => break,
                 Ok(n) => stdout.extend_from_slice(&buf[..n]),
@@ -225,6 +250,13 @@ impl Connection {
                 // wait again until our own deadline.
                 Err(e) if is_wait_timeout(&e) && started.elapsed() < self.command_timeout => {
                     continue
+                }
+                // libssh2's words for a connection that closed under the command.
+                Err(e) if e.to_string().contains("transport read") => {
+                    return Err(err(
+                        "reading output",
+                        &"the connection was lost while the command ran (the node went down, or its sshd ended the session); run again once the node is back",
+                    ))
                 }
                 Err(e) => return Err(err("reading output", &e)),
             }

@@ -7,6 +7,7 @@ mod common;
 mod converge;
 mod faults;
 mod harden;
+mod jump;
 mod lab;
 mod layout;
 mod reliability;
