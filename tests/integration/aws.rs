@@ -15,111 +15,25 @@ mod shim;
 mod terraform_source;
 mod watch;
 
-use aws_sdk_autoscaling::types::{LaunchTemplateSpecification, Tag as AsgTag};
-use aws_sdk_ec2::types::{
-    InstanceType, LaunchTemplateTagSpecificationRequest, RequestLaunchTemplateData, ResourceType,
-    Tag, TagSpecification,
-};
-
 use crate::common::*;
-use harness::{ids, inventory, Aws, Moto, AMI, REGION};
-
-fn tags(role: &str) -> Vec<Tag> {
-    [("sparkboot:cluster", "disc"), ("sparkboot:role", role)]
-        .iter()
-        .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
-        .collect()
-}
+use harness::{ids, inventory, inventory_json, tags, Aws, Moto, REGION};
 
 #[test]
 fn aws_discovery_follows_the_auto_scaling_group() {
     let moto = Moto::start();
     let aws = Aws::new(&moto.endpoint);
     let rt = &aws.rt;
-    let vpc = rt
-        .block_on(aws.ec2.create_vpc().cidr_block("127.151.0.0/16").send())
-        .expect("vpc");
-    let vpc_id = vpc.vpc().and_then(|v| v.vpc_id()).expect("vpc id");
-    let subnet = rt
-        .block_on(
-            aws.ec2
-                .create_subnet()
-                .vpc_id(vpc_id)
-                .cidr_block("127.151.1.0/24")
-                .availability_zone("us-east-1a")
-                .send(),
-        )
-        .expect("subnet");
-    let subnet_id = subnet
-        .subnet()
-        .and_then(|s| s.subnet_id())
-        .expect("subnet id")
-        .to_string();
-    let spec = |role: &str, kind: ResourceType| {
-        TagSpecification::builder()
-            .resource_type(kind)
-            .set_tags(Some(tags(role)))
-            .build()
-    };
-    let master = rt
-        .block_on(
-            aws.ec2
-                .run_instances()
-                .image_id(AMI)
-                .instance_type(InstanceType::T3Micro)
-                .min_count(1)
-                .max_count(1)
-                .subnet_id(&subnet_id)
-                .tag_specifications(spec("master", ResourceType::Instance))
-                .send(),
-        )
-        .expect("master");
-    let master_ip = master.instances()[0]
-        .private_ip_address()
-        .expect("master ip")
-        .to_string();
-    let lt_tags = LaunchTemplateTagSpecificationRequest::builder()
-        .resource_type(ResourceType::Instance)
-        .set_tags(Some(tags("worker")))
-        .build();
-    let data = RequestLaunchTemplateData::builder()
-        .image_id(AMI)
-        .instance_type(InstanceType::T3Micro)
-        .tag_specifications(lt_tags)
-        .build();
-    rt.block_on(
-        aws.ec2
-            .create_launch_template()
-            .launch_template_name("disc-worker")
-            .launch_template_data(data)
-            .send(),
-    )
-    .expect("launch template");
-    let group_tags: Vec<AsgTag> = tags("worker")
-        .iter()
-        .map(|t| {
-            AsgTag::builder()
-                .key(t.key().unwrap_or_default())
-                .value(t.value().unwrap_or_default())
-                .propagate_at_launch(true)
-                .build()
-        })
-        .collect();
-    let lt = LaunchTemplateSpecification::builder()
-        .launch_template_name("disc-worker")
-        .version("$Latest")
-        .build();
-    let create = aws
-        .asg
-        .create_auto_scaling_group()
-        .auto_scaling_group_name("disc-workers")
-        .launch_template(lt)
-        .min_size(0)
-        .max_size(300)
-        .desired_capacity(2)
-        .vpc_zone_identifier(&subnet_id)
-        .set_tags(Some(group_tags));
-    rt.block_on(create.send()).expect("group");
+    let (_, subnet_id) = aws.network("127.151.0.0/16", "127.151.1.0/24");
+    let (_, master_ip) = aws.run_master("disc", &subnet_id, None);
+    aws.worker_template("disc-worker", "disc", None);
+    aws.worker_group(
+        "disc-workers",
+        "disc-worker",
+        "$Latest",
+        300,
+        &subnet_id,
+        &tags("disc", "worker"),
+    );
 
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("sparkboot.toml");
@@ -147,14 +61,7 @@ fn aws_discovery_follows_the_auto_scaling_group() {
             .all(|w| w.0.starts_with("i-") && w.1.starts_with("127.151.1.")),
         "{workers:?}"
     );
-    let doc = json(&moto.sparkboot(&[
-        "inventory",
-        "--json",
-        "--config",
-        config.to_str().expect("utf-8"),
-        "--inventory",
-        "aws",
-    ]));
+    let doc = inventory_json(&moto, &config, "aws");
     assert_eq!(doc["hosts"][1]["user"], "ec2-user");
     assert_eq!(
         doc["hosts"][1]["identity_file"],
@@ -231,13 +138,7 @@ fn aws_discovery_follows_the_auto_scaling_group() {
     // Clear errors for a missing group and a missing master, before any connection: a failed
     // discovery exits 5.
     std::fs::write(&config, format!("{body}asg = \"nope\"\n")).expect("config");
-    let out = moto.sparkboot(&[
-        "inventory",
-        "--config",
-        config.to_str().expect("utf-8"),
-        "--inventory",
-        "aws",
-    ]);
+    let out = moto.sparkboot_on(&["inventory"], &config, "aws");
     assert_eq!(out.status.code(), Some(5), "{}", text(&out));
     assert!(
         text(&out).contains("no Auto Scaling group named \"nope\""),
@@ -245,25 +146,13 @@ fn aws_discovery_follows_the_auto_scaling_group() {
         text(&out)
     );
     std::fs::write(&config, body.replace("name = \"disc\"", "name = \"ghost\"")).expect("config");
-    let out = moto.sparkboot(&[
-        "inventory",
-        "--config",
-        config.to_str().expect("utf-8"),
-        "--inventory",
-        "aws",
-    ]);
+    let out = moto.sparkboot_on(&["inventory"], &config, "aws");
     assert_eq!(out.status.code(), Some(5), "{}", text(&out));
     assert!(
         text(&out).contains("no running master") && text(&out).contains("sparkboot:cluster=ghost"),
         "{}",
         text(&out)
     );
-    let out = moto.sparkboot(&[
-        "inventory",
-        "--config",
-        config.to_str().expect("utf-8"),
-        "--inventory",
-        "terraform:/nonexistent",
-    ]);
+    let out = moto.sparkboot_on(&["inventory"], &config, "terraform:/nonexistent");
     assert!(text(&out).contains("is not a directory"), "{}", text(&out));
 }

@@ -5,7 +5,10 @@
 use std::path::Path;
 use std::time::Instant;
 
-use super::harness::{cache, copy_module, inventory, terraform, Aws, Moto, AMI, REGION};
+use super::harness::{
+    add_node, apply_example, assert_within, complete_vars, copy_module, empty_lab, inventory,
+    lab_spark, lab_spark_sha512, serve, terraform_outputs, workdir, Aws, Moto,
+};
 use crate::common::*;
 
 const CLUSTER: &str = "sb-e2e";
@@ -13,14 +16,7 @@ const CLUSTER: &str = "sb-e2e";
 const SUBNET: &str = "127.150.1.";
 
 fn converge(moto: &Moto, config: &Path, spec: &str) -> (serde_json::Value, String) {
-    let out = moto.sparkboot(&[
-        "converge",
-        "--json",
-        "--config",
-        config.to_str().expect("utf-8"),
-        "--inventory",
-        spec,
-    ]);
+    let out = moto.sparkboot_on(&["converge", "--json"], config, spec);
     let all = text(&out);
     assert_eq!(out.status.code(), Some(0), "converge failed:\n{all}");
     for leak in ["X-Amz-Signature", "X-Amz-Credential"] {
@@ -33,14 +29,7 @@ fn converge(moto: &Moto, config: &Path, spec: &str) -> (serde_json::Value, Strin
 }
 
 fn healthy(moto: &Moto, config: &Path, spec: &str, workers: usize) {
-    let out = moto.sparkboot(&[
-        "status",
-        "--json",
-        "--config",
-        config.to_str().expect("utf-8"),
-        "--inventory",
-        spec,
-    ]);
+    let out = moto.sparkboot_on(&["status", "--json"], config, spec);
     let doc = json(&out);
     assert_eq!(doc["healthy"], true, "{}", text(&out));
     let alive = doc["master"]["alive_workers"]
@@ -55,42 +44,11 @@ fn rehearse_locally_terraform_moto_lab_and_s3() {
     let t0 = Instant::now();
     let moto = Moto::start();
     let aws = Aws::new(&moto.endpoint);
-    let work = tempfile::Builder::new()
-        .prefix("sparkboot-aws-")
-        .tempdir()
-        .expect("tempdir");
+    let work = workdir("sparkboot-aws-");
     let example = copy_module(work.path());
-    let vars = work.path().join("moto.tfvars.json");
-    let tfvars = serde_json::json!({
-        "aws_endpoint": moto.endpoint, "region": REGION,
-        "skip_credentials_validation": true, "skip_metadata_api_check": true,
-        "skip_requesting_account_id": true, "s3_use_path_style": true,
-        "cluster_name": CLUSTER, "vpc_cidr": "127.150.0.0/16", "subnet_cidrs": ["127.150.1.0/24"],
-        "admin_cidrs": ["127.0.0.1/32"], "associate_public_ip_address": false,
-        "ami_id": AMI, "ssh_user": "ec2-user", "worker_desired_capacity": 2, "force_destroy": true,
-    });
-    std::fs::write(&vars, tfvars.to_string()).expect("tfvars");
-    terraform(&moto, &example, &["init", "-input=false", "-no-color"]);
-    let applied = Instant::now();
-    let var_file = format!("-var-file={}", vars.display());
-    terraform(
-        &moto,
-        &example,
-        &[
-            "apply",
-            "-auto-approve",
-            "-input=false",
-            "-no-color",
-            &var_file,
-        ],
-    );
-    eprintln!(
-        "aws e2e: moto apply took {:.1}s",
-        applied.elapsed().as_secs_f64()
-    );
-    let outputs: serde_json::Value =
-        serde_json::from_slice(&terraform(&moto, &example, &["output", "-json"]).stdout)
-            .expect("outputs");
+    let vars = complete_vars(CLUSTER, "127.150.0.0/16", "127.150.1.0/24");
+    apply_example(&moto, work.path(), &example, vars, Some("aws e2e"));
+    let outputs = terraform_outputs(&moto, &example);
     let tf = &outputs["sparkboot_inventory"]["value"];
     let (asg, bucket) = (
         tf["workers"]["asg_name"].as_str().expect("asg"),
@@ -105,21 +63,15 @@ fn rehearse_locally_terraform_moto_lab_and_s3() {
 
     // Discovery first; every address must be in the test's loopback range before anything
     // connects, and lab nodes then serve exactly those addresses.
-    let lab = Lab {
-        dir: tempfile::Builder::new()
-            .prefix("sparkboot-test-")
-            .tempdir()
-            .expect("tempdir"),
-        first_address: String::new(),
-    };
+    let lab = empty_lab();
     let config = work.path().join("sparkboot.toml");
     let spec = format!("terraform:{}", example.display());
-    let lab_spark = cache().join("lab-spark/spark-3.5.7-bin-hadoop3.tgz");
+    let spark = lab_spark();
     let write_config = |sha512: &str| {
         let body = format!(
             "[cluster]\nname = \"{CLUSTER}\"\nstate_dir = {state:?}\n[spark]\nsource = \"file://{src}\"\nsha512 = \"{sha512}\"\ndistribution = \"s3\"\nregistration_timeout_secs = 120\n[aws]\nidentity_file = {key:?}\n",
             state = work.path().join("state"),
-            src = lab_spark.display(),
+            src = spark.display(),
             key = lab.lab_dir().join("id_ed25519"),
         );
         std::fs::write(&config, body).expect("config");
@@ -127,21 +79,10 @@ fn rehearse_locally_terraform_moto_lab_and_s3() {
     write_config(&"0".repeat(128));
     let (master, workers, _) = inventory(&moto, &config, &spec);
     assert_eq!(workers.len(), 2);
-    for a in std::iter::once(&master).chain(workers.iter().map(|w| &w.1)) {
-        assert!(
-            a.starts_with(SUBNET),
-            "discovery returned {a}, outside the test's loopback subnet"
-        );
-    }
-    let up = lab.lab(&["up", "--workers", "0", "--first-address", &master]);
-    assert!(up.status.success(), "lab up:\n{}", text(&up));
-    for (id, address) in &workers {
-        let add = lab.lab(&["add", "--address", address, "--name", id]);
-        assert!(add.status.success(), "lab add:\n{}", text(&add));
-    }
-    let published =
-        std::fs::read_to_string(lab_spark.with_extension("tgz.sha512")).expect("lab .sha512");
-    write_config(published.split_whitespace().next().expect("sha512"));
+    assert_within(SUBNET, &master, &workers);
+    serve(&lab, &master, &workers, &[]);
+    let published = lab_spark_sha512();
+    write_config(&published);
 
     // Converge: Spark goes up, staged once in the cluster bucket, fetched by presigned URL.
     let started = Instant::now();
@@ -171,10 +112,7 @@ fn rehearse_locally_terraform_moto_lab_and_s3() {
         .expect("list");
     let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
     assert_eq!(keys.len(), 1, "{keys:?}");
-    assert!(
-        keys[0].contains(published.split_whitespace().next().unwrap_or("?")),
-        "{keys:?}"
-    );
+    assert!(keys[0].contains(&published), "{keys:?}");
     healthy(&moto, &config, &spec, 2);
 
     // A scale event: one more worker, served by a new lab node, registers after a re-converge;
@@ -184,8 +122,7 @@ fn rehearse_locally_terraform_moto_lab_and_s3() {
     let new: Vec<_> = after.iter().filter(|w| !workers.contains(w)).collect();
     assert_eq!((after.len(), new.len()), (3, 1), "{after:?}");
     assert!(new[0].1.starts_with(SUBNET), "{new:?}");
-    let add = lab.lab(&["add", "--address", &new[0].1, "--name", &new[0].0]);
-    assert!(add.status.success(), "lab add:\n{}", text(&add));
+    add_node(&lab, &new[0].0, &new[0].1);
     let started = Instant::now();
     let (_, all) = converge(&moto, &config, &spec);
     eprintln!(

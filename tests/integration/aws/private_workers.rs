@@ -11,47 +11,29 @@
 //! master's sshd log shows the channel to every worker. VPC 127.154.0.0/16, used by no other
 //! test.
 
-use std::path::Path;
 use std::time::Instant;
 
-use serde_json::Value;
+use serde_json::json;
 
-use super::harness::{copy_module, terraform, Moto, AMI, REGION};
+use super::harness::{
+    apply_example, copy_module, demo_config, empty_lab, inventory_json, name_address, serve,
+    workdir, Moto, AMI,
+};
 use crate::common::*;
 
 const CLUSTER: &str = "sb-private-jump";
 const PUBLIC: &str = "127.154.0.";
 const PRIVATE: &str = "127.154.1.";
 
-fn inventory_json(moto: &Moto, config: &Path, spec: &str) -> Value {
-    let out = moto.sparkboot(&[
-        "inventory",
-        "--json",
-        "--config",
-        config.to_str().expect("utf-8"),
-        "--inventory",
-        spec,
-    ]);
-    assert!(out.status.success(), "inventory failed:\n{}", text(&out));
-    json(&out)
-}
-
 #[test]
 fn private_workers_example_converges_through_the_master() {
     require_root();
     let t0 = Instant::now();
     let moto = Moto::start();
-    let work = tempfile::Builder::new()
-        .prefix("sparkboot-private-")
-        .tempdir()
-        .expect("tempdir");
+    let work = workdir("sparkboot-private-");
     copy_module(work.path());
     let example = work.path().join("terraform/examples/private-workers");
-    let vars = work.path().join("moto.tfvars.json");
-    let tfvars = serde_json::json!({
-        "aws_endpoint": moto.endpoint, "region": REGION,
-        "skip_credentials_validation": true, "skip_metadata_api_check": true,
-        "skip_requesting_account_id": true, "s3_use_path_style": true,
+    let vars = json!({
         "cluster_name": CLUSTER, "vpc_cidr": "127.154.0.0/16",
         "public_subnet_cidr": "127.154.0.0/24", "private_subnet_cidrs": ["127.154.1.0/24"],
         "admin_cidrs": ["127.0.0.1/32"], "ami_id": AMI, "ssh_user": "ec2-user",
@@ -60,49 +42,21 @@ fn private_workers_example_converges_through_the_master() {
         // started with its managed policies loaded (slow); tests/terraform/run.sh covers it.
         "node_role_policy_arns": {}, "force_destroy": true,
     });
-    std::fs::write(&vars, tfvars.to_string()).expect("tfvars");
-    terraform(&moto, &example, &["init", "-input=false", "-no-color"]);
-    let applied = Instant::now();
-    let var_file = format!("-var-file={}", vars.display());
-    terraform(
-        &moto,
-        &example,
-        &[
-            "apply",
-            "-auto-approve",
-            "-input=false",
-            "-no-color",
-            &var_file,
-        ],
-    );
-    eprintln!(
-        "private workers: moto apply took {:.1}s",
-        applied.elapsed().as_secs_f64()
-    );
+    apply_example(&moto, work.path(), &example, vars, Some("private workers"));
     let spec = format!("terraform:{}", example.display());
-    let lab = Lab {
-        dir: tempfile::Builder::new()
-            .prefix("sparkboot-test-")
-            .tempdir()
-            .expect("tempdir"),
-        first_address: String::new(),
-    };
-    let fx = fixtures();
+    let lab = empty_lab();
     let config = |name: &str, jump: Option<&str>| {
         let path = work.path().join(name);
-        std::fs::write(
+        let jump_host = jump.map(|j| format!("jump_host = {j:?}\n"));
+        demo_config(
             &path,
-            format!(
-                "roles = [\"demo\"]\nroles_dir = {:?}\ntemplates_dir = {:?}\n[vars]\ndemo_secret = \"private-secret-0123456789\"\n[cluster]\nname = \"{CLUSTER}\"\nstate_dir = {:?}\n[aws]\nidentity_file = {:?}\n{}",
-                fx.join("roles"),
-                fx.join("templates"),
-                work.path().join("state"),
-                lab.lab_dir().join("id_ed25519"),
-                jump.map(|j| format!("jump_host = {j:?}\n"))
-                    .unwrap_or_default(),
-            ),
-        )
-        .expect("config");
+            CLUSTER,
+            "private-secret-0123456789",
+            &work.path().join("state"),
+            &lab,
+            "",
+            &jump_host.unwrap_or_default(),
+        );
         path
     };
 
@@ -131,10 +85,7 @@ fn private_workers_example_converges_through_the_master() {
                 h["vars"]["public_ip"].is_null(),
                 "a worker has a public address: {h}"
             );
-            (
-                h["name"].as_str().unwrap_or_default().to_string(),
-                h["address"].as_str().unwrap_or_default().to_string(),
-            )
+            name_address(h)
         })
         .collect();
     assert_eq!(workers.len(), 2, "{doc}");
@@ -144,19 +95,7 @@ fn private_workers_example_converges_through_the_master() {
     }
 
     // Lab nodes at exactly those private addresses.
-    let up = lab.lab(&[
-        "up",
-        "--workers",
-        "0",
-        "--no-spark",
-        "--first-address",
-        &master,
-    ]);
-    assert!(up.status.success(), "lab up:\n{}", text(&up));
-    for (id, address) in &workers {
-        let add = lab.lab(&["add", "--address", address, "--name", id]);
-        assert!(add.status.success(), "lab add:\n{}", text(&add));
-    }
+    serve(&lab, &master, &workers, &["--no-spark"]);
     // The master's sshd logs forwarded channels, so the test can see the tunnels.
     let direct = config("direct.toml", None);
     lab.sh(
@@ -178,14 +117,7 @@ fn private_workers_example_converges_through_the_master() {
         "{doc}"
     );
     let started = Instant::now();
-    let out = moto.sparkboot(&[
-        "converge",
-        "--json",
-        "--config",
-        through.to_str().expect("utf-8"),
-        "--inventory",
-        &spec,
-    ]);
+    let out = moto.sparkboot_on(&["converge", "--json"], &through, &spec);
     eprintln!(
         "private workers: converge took {:.1}s",
         started.elapsed().as_secs_f64()

@@ -22,7 +22,7 @@ use aws_sdk_s3::types::{
 };
 use sha2::Digest;
 
-use super::harness::{Moto, REGION};
+use super::harness::{workdir, Moto, REGION};
 use super::shim::MotoShim;
 use crate::common::*;
 
@@ -113,10 +113,7 @@ fn s3_staging_resumes_an_interrupted_multipart_upload() {
     rt.block_on(s3.create_bucket().bucket(BUCKET).send())
         .expect("bucket");
 
-    let work = tempfile::Builder::new()
-        .prefix("sparkboot-s3-")
-        .tempdir()
-        .expect("tempdir");
+    let work = workdir("sparkboot-s3-");
     // A role that needs the Spark values (so the archive is staged) and installs nothing.
     let role = work.path().join("roles/stage");
     std::fs::create_dir_all(&role).expect("role dir");

@@ -15,13 +15,12 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::time::Instant;
 
-use aws_sdk_autoscaling::types::LaunchTemplateSpecification;
-use aws_sdk_ec2::types::{
-    InstanceType, LaunchTemplateTagSpecificationRequest, RequestLaunchTemplateData, ResourceType,
-    Tag, TagSpecification,
-};
+use aws_sdk_ec2::types::RequestLaunchTemplateData;
 
-use super::harness::{terraform, Aws, Moto, AMI};
+use super::harness::{
+    assert_within, demo_config, empty_lab, inventory_out, name_address, serve, terraform,
+    terraform_apply, workdir, Aws, Moto,
+};
 use super::shim::MotoShim;
 use crate::common::*;
 
@@ -62,41 +61,12 @@ output "sparkboot_inventory" {
 }
 "#;
 
-fn tags(role: &str) -> Vec<Tag> {
-    [("sparkboot:cluster", CLUSTER), ("sparkboot:role", role)]
-        .iter()
-        .map(|(k, v)| Tag::builder().key(*k).value(*v).build())
-        .collect()
-}
-
 /// VPC, subnet, security group, a master and a two-worker group; returns the master's ID and
 /// private IP, the subnet's VPC and the launch template's name.
 fn build(aws: &Aws) -> (String, String, String, String) {
-    let rt = &aws.rt;
-    let vpc = rt
-        .block_on(aws.ec2.create_vpc().cidr_block("127.153.0.0/16").send())
-        .expect("vpc");
-    let vpc_id = vpc
-        .vpc()
-        .and_then(|v| v.vpc_id())
-        .expect("vpc id")
-        .to_string();
-    let subnet = rt
-        .block_on(
-            aws.ec2
-                .create_subnet()
-                .vpc_id(&vpc_id)
-                .cidr_block("127.153.1.0/24")
-                .availability_zone("us-east-1a")
-                .send(),
-        )
-        .expect("subnet");
-    let subnet_id = subnet
-        .subnet()
-        .and_then(|s| s.subnet_id())
-        .expect("subnet id")
-        .to_string();
-    let sg = rt
+    let (vpc_id, subnet_id) = aws.network("127.153.0.0/16", "127.153.1.0/24");
+    let sg = aws
+        .rt
         .block_on(
             aws.ec2
                 .create_security_group()
@@ -106,79 +76,20 @@ fn build(aws: &Aws) -> (String, String, String, String) {
                 .send(),
         )
         .expect("security group");
-    let sg_id = sg.group_id().expect("group id").to_string();
-    let master = rt
-        .block_on(
-            aws.ec2
-                .run_instances()
-                .image_id(AMI)
-                .instance_type(InstanceType::T3Micro)
-                .min_count(1)
-                .max_count(1)
-                .subnet_id(&subnet_id)
-                .security_group_ids(&sg_id)
-                .tag_specifications(
-                    TagSpecification::builder()
-                        .resource_type(ResourceType::Instance)
-                        .set_tags(Some(tags("master")))
-                        .build(),
-                )
-                .send(),
-        )
-        .expect("master");
-    let m = &master.instances()[0];
-    let (master_id, master_ip) = (
-        m.instance_id().expect("id").to_string(),
-        m.private_ip_address().expect("ip").to_string(),
-    );
-    let data = RequestLaunchTemplateData::builder()
-        .image_id(AMI)
-        .instance_type(InstanceType::T3Micro)
-        .security_group_ids(&sg_id)
-        .tag_specifications(
-            LaunchTemplateTagSpecificationRequest::builder()
-                .resource_type(ResourceType::Instance)
-                .set_tags(Some(tags("worker")))
-                .build(),
-        )
-        .build();
+    let sg_id = sg.group_id().expect("group id");
+    let (master_id, master_ip) = aws.run_master(CLUSTER, &subnet_id, Some(sg_id));
     let template = "sb-tfsrc-worker";
-    rt.block_on(
-        aws.ec2
-            .create_launch_template()
-            .launch_template_name(template)
-            .launch_template_data(data)
-            .send(),
-    )
-    .expect("launch template");
-    let create = aws
-        .asg
-        .create_auto_scaling_group()
-        .auto_scaling_group_name(GROUP)
-        .launch_template(
-            LaunchTemplateSpecification::builder()
-                .launch_template_name(template)
-                .version("$Default")
-                .build(),
-        )
-        .min_size(0)
-        .max_size(10)
-        .desired_capacity(2)
-        .vpc_zone_identifier(&subnet_id);
-    rt.block_on(create.send()).expect("group");
+    aws.worker_template(template, CLUSTER, Some(sg_id));
+    aws.worker_group(GROUP, template, "$Default", 10, &subnet_id, &[]);
     (master_id, master_ip, vpc_id, template.to_string())
 }
 
 /// Applies the root module with the master `id` recorded at `ip`.
 fn record(moto: &Moto, dir: &Path, id: &str, ip: &str) {
-    terraform(
+    terraform_apply(
         moto,
         dir,
         &[
-            "apply",
-            "-auto-approve",
-            "-input=false",
-            "-no-color",
             &format!("-var=master_id={id}"),
             &format!("-var=master_ip={ip}"),
             &format!("-var=asg={GROUP}"),
@@ -205,10 +116,7 @@ fn terraform_source_confirms_the_master_and_reports_missing_workers() {
     let (master_id, master_ip, _vpc, template) = build(&aws);
     assert!(master_ip.starts_with(SUBNET), "{master_ip}");
 
-    let work = tempfile::Builder::new()
-        .prefix("sparkboot-tfsrc-")
-        .tempdir()
-        .expect("tempdir");
+    let work = workdir("sparkboot-tfsrc-");
     let root = work.path().join("root");
     std::fs::create_dir_all(&root).expect("root module dir");
     std::fs::write(root.join("main.tf"), ROOT_MODULE).expect("main.tf");
@@ -231,28 +139,18 @@ fn terraform_source_confirms_the_master_and_reports_missing_workers() {
         .args(["0755", &wrapper.display().to_string()])
         .status()
         .expect("chmod");
-    let lab = Lab {
-        dir: tempfile::Builder::new()
-            .prefix("sparkboot-test-")
-            .tempdir()
-            .expect("tempdir"),
-        first_address: String::new(),
-    };
-    let fx = fixtures();
+    let lab = empty_lab();
     let config_in = |name: &str, state: &str| {
         let path = work.path().join(name);
-        std::fs::write(
+        demo_config(
             &path,
-            format!(
-                "roles = [\"demo\"]\nroles_dir = {:?}\ntemplates_dir = {:?}\n[vars]\ndemo_secret = \"tfsrc-secret-0123456789\"\n[cluster]\nname = \"{CLUSTER}\"\nstate_dir = {:?}\n[ssh]\nretry_deadline_secs = 3\nconnect_timeout_secs = 3\n[aws]\nidentity_file = {:?}\nterraform = {:?}\n",
-                fx.join("roles"),
-                fx.join("templates"),
-                work.path().join(state),
-                lab.lab_dir().join("id_ed25519"),
-                wrapper.display().to_string(),
-            ),
-        )
-        .expect("config");
+            CLUSTER,
+            "tfsrc-secret-0123456789",
+            &work.path().join(state),
+            &lab,
+            "[ssh]\nretry_deadline_secs = 3\nconnect_timeout_secs = 3\n",
+            &format!("terraform = {:?}\n", wrapper.display().to_string()),
+        );
         path
     };
     let config = config_in("sparkboot.toml", "state");
@@ -260,12 +158,7 @@ fn terraform_source_confirms_the_master_and_reports_missing_workers() {
 
     // The master comes from EC2, at its current address, not the one in the state; the
     // configured binary ran `output -no-color -json`.
-    let out = run(
-        &moto,
-        &[],
-        &["inventory", "--json", "--config", cfg, "--inventory", &spec],
-    );
-    assert!(out.status.success(), "{}", text(&out));
+    let out = inventory_out(&moto, &config, &spec);
     let doc = json(&out);
     let hosts = doc["hosts"].as_array().expect("hosts");
     assert_eq!(hosts[0]["address"], master_ip.as_str(), "{}", text(&out));
@@ -279,15 +172,7 @@ fn terraform_source_confirms_the_master_and_reports_missing_workers() {
         "{stderr}"
     );
     assert!(!stderr.contains("warning:"), "no shortfall yet: {stderr}");
-    let workers: Vec<(String, String)> = hosts[1..]
-        .iter()
-        .map(|h| {
-            (
-                h["name"].as_str().unwrap_or_default().to_string(),
-                h["address"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-        .collect();
+    let workers: Vec<(String, String)> = hosts[1..].iter().map(name_address).collect();
     assert_eq!(workers.len(), 2, "{workers:?}");
     let logged = std::fs::read_to_string(&calls).expect("the wrapper ran");
     assert!(
@@ -318,22 +203,8 @@ fn terraform_source_confirms_the_master_and_reports_missing_workers() {
     assert!(text(&out).contains("SPARKBOOT_TERRAFORM"), "{}", text(&out));
 
     // Lab nodes serve exactly the discovered addresses before anything connects.
-    for a in std::iter::once(&master_ip).chain(workers.iter().map(|w| &w.1)) {
-        assert!(a.starts_with(SUBNET), "{a} is outside the test's subnet");
-    }
-    let up = lab.lab(&[
-        "up",
-        "--workers",
-        "0",
-        "--no-spark",
-        "--first-address",
-        &master_ip,
-    ]);
-    assert!(up.status.success(), "lab up:\n{}", text(&up));
-    for (id, address) in &workers {
-        let add = lab.lab(&["add", "--address", address, "--name", id]);
-        assert!(add.status.success(), "lab add:\n{}", text(&add));
-    }
+    assert_within(SUBNET, &master_ip, &workers);
+    serve(&lab, &master_ip, &workers, &["--no-spark"]);
 
     // Launches start failing: the launch template's default version now names a security
     // group that does not exist. The group wants 4 workers and keeps 2. moto tells only the

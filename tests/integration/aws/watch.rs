@@ -11,7 +11,10 @@ use std::time::Instant;
 
 use serde_json::{json, Value};
 
-use super::harness::{cache, copy_module, inventory, terraform, Aws, Moto, AMI, REGION};
+use super::harness::{
+    add_node, apply_example, assert_within, complete_vars, copy_module, demo_config, empty_lab,
+    inventory, lab_spark, lab_spark_sha512, serve, terraform_outputs, workdir, Aws, Moto, REGION,
+};
 use crate::common::*;
 use crate::watch::{alive, libc_signal::Signal, until, Watcher};
 
@@ -117,8 +120,7 @@ impl Cluster<'_> {
                 address.starts_with(SUBNET),
                 "{address} is outside the test's subnet"
             );
-            let add = self.lab.lab(&["add", "--address", address, "--name", id]);
-            assert!(add.status.success(), "lab add:\n{}", text(&add));
+            add_node(&self.lab, id, address);
         }
         new
     }
@@ -157,47 +159,14 @@ fn watch_heals_spot_churn_on_the_module_with_nobody_running_converge() {
         moto.endpoint
     ))
     .call();
-    let work = tempfile::Builder::new()
-        .prefix("sparkboot-watch-")
-        .tempdir()
-        .expect("tempdir");
+    let work = workdir("sparkboot-watch-");
     let example = copy_module(work.path());
-    let vars = work.path().join("moto.tfvars.json");
-    let tfvars = json!({
-        "aws_endpoint": moto.endpoint, "region": REGION,
-        "skip_credentials_validation": true, "skip_metadata_api_check": true,
-        "skip_requesting_account_id": true, "s3_use_path_style": true,
-        "cluster_name": CLUSTER, "vpc_cidr": "127.152.0.0/16", "subnet_cidrs": ["127.152.1.0/24"],
-        "admin_cidrs": ["127.0.0.1/32"], "associate_public_ip_address": false,
-        "ami_id": AMI, "ssh_user": "ec2-user", "worker_desired_capacity": 2, "force_destroy": true,
-    });
-    std::fs::write(&vars, tfvars.to_string()).expect("tfvars");
-    terraform(&moto, &example, &["init", "-input=false", "-no-color"]);
-    let var_file = format!("-var-file={}", vars.display());
-    terraform(
-        &moto,
-        &example,
-        &[
-            "apply",
-            "-auto-approve",
-            "-input=false",
-            "-no-color",
-            &var_file,
-        ],
-    );
-    let outputs: Value =
-        serde_json::from_slice(&terraform(&moto, &example, &["output", "-json"]).stdout)
-            .expect("outputs");
+    let vars = complete_vars(CLUSTER, "127.152.0.0/16", "127.152.1.0/24");
+    apply_example(&moto, work.path(), &example, vars, None);
+    let outputs = terraform_outputs(&moto, &example);
     let tf = &outputs["sparkboot_inventory"]["value"];
     let text_of = |v: &Value| v.as_str().expect("an output").to_string();
     let dlq = text_of(&outputs["watch_dlq_url"]["value"]);
-    let lab = Lab {
-        dir: tempfile::Builder::new()
-            .prefix("sparkboot-test-")
-            .tempdir()
-            .expect("tempdir"),
-        first_address: String::new(),
-    };
     let c = Cluster {
         moto: &moto,
         aws: Aws::new(&moto.endpoint),
@@ -205,10 +174,9 @@ fn watch_heals_spot_churn_on_the_module_with_nobody_running_converge() {
         asg: text_of(&tf["workers"]["asg_name"]),
         queue: text_of(&tf["queue_url"]),
         hook: text_of(&tf["launch_hook"]),
-        lab,
+        lab: empty_lab(),
     };
-    let spark = cache().join("lab-spark/spark-3.5.7-bin-hadoop3.tgz");
-    let sha = std::fs::read_to_string(spark.with_extension("tgz.sha512")).expect("lab .sha512");
+    let spark = lab_spark();
     let config = work.path().join("sparkboot.toml");
     std::fs::write(
         &config,
@@ -216,23 +184,15 @@ fn watch_heals_spot_churn_on_the_module_with_nobody_running_converge() {
             "[cluster]\nname = \"{CLUSTER}\"\nstate_dir = {state:?}\n[spark]\nsource = \"file://{src}\"\nsha512 = \"{sha}\"\ndistribution = \"push\"\nregistration_timeout_secs = 120\n[aws]\nidentity_file = {key:?}\n",
             state = work.path().join("state"),
             src = spark.display(),
-            sha = sha.split_whitespace().next().expect("sha512"),
+            sha = lab_spark_sha512(),
             key = c.lab.lab_dir().join("id_ed25519"),
         ),
     )
     .expect("config");
     // Lab nodes serve exactly the addresses discovery reports, before anything connects.
     let (master, workers, _) = inventory(&moto, &config, &c.spec);
-    assert!(master.starts_with(SUBNET), "{master}");
-    let up = c
-        .lab
-        .lab(&["up", "--workers", "0", "--first-address", &master]);
-    assert!(up.status.success(), "lab up:\n{}", text(&up));
-    for (id, address) in &workers {
-        assert!(address.starts_with(SUBNET), "{address}");
-        let add = c.lab.lab(&["add", "--address", address, "--name", id]);
-        assert!(add.status.success(), "lab add:\n{}", text(&add));
-    }
+    assert_within(SUBNET, &master, &workers);
+    serve(&c.lab, &master, &workers, &[]);
 
     // The watcher brings the whole cluster up from bare nodes.
     let w = c.watch(
@@ -411,18 +371,15 @@ fn watch_heals_spot_churn_on_the_module_with_nobody_running_converge() {
     // A burst of 10 launches is converged in one batch (or a few), not ten converges: a
     // watcher with a light role (no Spark daemons) over the same group.
     let light = work.path().join("light.toml");
-    let fx = fixtures();
-    std::fs::write(
+    demo_config(
         &light,
-        format!(
-            "roles = [\"demo\"]\nroles_dir = {:?}\ntemplates_dir = {:?}\n[vars]\ndemo_secret = \"burst-secret-0123456789\"\n[cluster]\nname = \"burst\"\nstate_dir = {:?}\n[aws]\nidentity_file = {:?}\n",
-            fx.join("roles"),
-            fx.join("templates"),
-            work.path().join("state"),
-            c.lab.lab_dir().join("id_ed25519"),
-        ),
-    )
-    .expect("light config");
+        "burst",
+        "burst-secret-0123456789",
+        &work.path().join("state"),
+        &c.lab,
+        "",
+        "",
+    );
     let b = c.watch(
         &light,
         "burst.log",
