@@ -210,6 +210,7 @@ fn a_sudo_user_converges_like_root() {
     let first = lab.run("converge", &cfg, &["--json"]);
     assert_eq!(first.status.code(), Some(0), "{}", text(&first));
     let second = lab.run("converge", &cfg, &["--json"]);
+    assert_eq!(second.status.code(), Some(0), "{}", text(&second));
     for (name, _, changed, _, _) in counts(&json(&second)) {
         assert_eq!(changed, 0, "{name}");
     }

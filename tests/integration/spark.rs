@@ -164,6 +164,25 @@ fn spark_cluster_end_to_end() {
 
     // 4. Scale out: only the new worker and the master's conf/workers change; scale in drops it.
     assert!(c.lab.lab(&["add"]).status.success());
+    // The new worker's plan with --diff shows its whole spark-defaults.conf, the auth secret
+    // only as the redaction marker (the sweep in 8 checks every output, this one included, for
+    // the secret itself).
+    let planned = c.sparkboot(&[
+        "converge",
+        "--config",
+        cleanup.to_str().expect("utf-8"),
+        "--limit",
+        "lab-worker-3",
+        "--check",
+        "--diff",
+        "--json",
+    ]);
+    assert_eq!(planned.status.code(), Some(3), "{}", text(&planned));
+    let planned = String::from_utf8_lossy(&planned.stdout).into_owned();
+    assert!(
+        planned.contains("+spark.authenticate.secret           <redacted by sparkboot>"),
+        "{planned}"
+    );
     let grown = c.converge(&cleanup);
     assert_converged(&grown, "scale out");
     let ch = changed(&grown);
