@@ -9,6 +9,42 @@ use std::process::Output;
 
 use crate::common::*;
 
+/// Collects the command line of every process on this machine (the lab nodes' too: their PID
+/// namespaces are nested in ours) every 20 ms until finished, to show that no secret ever
+/// travels in argv, where every user of a node can read it.
+struct ArgvSampler {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: std::thread::JoinHandle<std::collections::BTreeSet<String>>,
+}
+
+impl ArgvSampler {
+    fn start() -> ArgvSampler {
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut seen = std::collections::BTreeSet::new();
+            while !flag.load(Ordering::SeqCst) {
+                for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+                    if let Ok(raw) = std::fs::read(entry.path().join("cmdline")) {
+                        if !raw.is_empty() {
+                            seen.insert(String::from_utf8_lossy(&raw).replace('\0', " "));
+                        }
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            seen
+        });
+        ArgvSampler { stop, thread }
+    }
+
+    fn finish(self) -> std::collections::BTreeSet<String> {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.thread.join().expect("sampler")
+    }
+}
+
 struct Cluster {
     lab: Lab,
     outputs: Vec<String>,
@@ -107,9 +143,23 @@ fn spark_cluster_end_to_end() {
     let cfg = c.config("sparkboot.toml", "");
     let master = c.lab.address("lab-master");
 
-    // 1. Converge, then a real job that runs executors on the workers.
+    // 1. Converge, then a real job that runs executors on the workers. Meanwhile every process
+    //    on the machine is sampled: the secret this run creates is never in anyone's argv.
+    let argv = ArgvSampler::start();
     let first = c.converge(&cfg);
+    let argv = argv.finish();
     assert_converged(&first, "first converge");
+    let secret = std::fs::read_to_string(c.lab.path().join("state/e2e/spark-auth-secret"))
+        .expect("the cluster's secret");
+    assert!(
+        argv.len() > 50,
+        "the sampler saw {} command lines",
+        argv.len()
+    );
+    assert!(
+        argv.iter().all(|a| !a.contains(secret.trim())),
+        "the secret was in a process's argv"
+    );
     let sql = format!("/opt/spark/bin/spark-sql --master spark://{master}:7077 -e 'SELECT sum(id) FROM range(10000000)' 2>/dev/null");
     assert_eq!(c.sh(&cfg, "lab-master", &sql).trim(), "49999995000000");
     for w in ["lab-worker-1", "lab-worker-2"] {
