@@ -113,9 +113,22 @@ mod tests {
     use std::process::Command;
 
     /// A scratch directory whose ancestors are not world-writable (unlike /tmp).
+    /// A directory whose ancestors nobody else may write to: the checkout's target dir, or the
+    /// home directory when the checkout lies under a world-writable one (a clone in /tmp).
     fn scratch() -> tempfile::TempDir {
-        let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
-        std::fs::create_dir_all(&base).expect("target dir");
+        use std::os::unix::fs::PermissionsExt;
+        let safe = |dir: &std::path::Path| {
+            dir.ancestors()
+                .all(|a| std::fs::metadata(a).is_ok_and(|m| m.permissions().mode() & 0o002 == 0))
+        };
+        let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target");
+        let home = std::path::PathBuf::from(std::env::var("HOME").unwrap_or_default());
+        let base = [target, home.join(".cache/sparkboot-tests")]
+            .into_iter()
+            .find(|b| std::fs::create_dir_all(b).is_ok() && safe(b))
+            .expect(
+                "neither the checkout nor $HOME/.cache lies under directories only we may write",
+            );
         tempfile::tempdir_in(base).expect("tempdir")
     }
 
