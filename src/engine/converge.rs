@@ -2,6 +2,10 @@
 //! probe every host once, run the phases in order across hosts (the master's daemon is up
 //! before any worker's starts), and for a Spark cluster check that every worker registered.
 //!
+//! When the master's plan neither (re)starts its daemon nor changes an export (a scale-out, a
+//! re-run), hosts run their phases back to back instead of waiting at each phase for the
+//! slowest host.
+//!
 //! A no-op costs each host one handshake and one round trip, the master included: the master's
 //! probe also reads what later phases import from it (the cluster's public key) and its status
 //! page, so nothing is read again unless this run changed it.
@@ -210,6 +214,26 @@ fn read_exports(node: &mut Node, paths: &[(String, String)]) -> BTreeMap<String,
     out
 }
 
+/// The exports before any probe: placeholders, or, when the master is not in this run, the
+/// values read from it (workers need values only the master has; read without changing it).
+fn initial_exports(
+    engine: &Engine,
+    plan: &ConvergePlan,
+    master_selected: bool,
+) -> serde_json::Map<String, Value> {
+    let mut exports = placeholders(plan);
+    if !plan.export_paths.is_empty() && !master_selected {
+        let master = engine.node(plan.inventory.master.clone(), "(master, read only)");
+        let paths = plan.export_paths.clone();
+        for (_, read) in engine.each(vec![(master, BTreeMap::new())], move |node, out| {
+            *out = read_exports(node, &paths)
+        }) {
+            exports.extend(read.into_iter().map(|(k, v)| (k, Value::String(v))));
+        }
+    }
+    exports
+}
+
 /// Probes every host once; the master's probe also carries the exports and the status page.
 fn probe_all(
     engine: &Engine,
@@ -265,6 +289,43 @@ fn changes_pending(
         .any(|alive| alive.iter().any(|a| !inventory.contains(a.as_str())))
 }
 
+/// Whether every host may run all its phases back to back, without waiting at each phase for
+/// the slowest host: every export is known from the probe, and the master's plan starts or
+/// restarts no daemon and changes no export (the barriers exist for exactly those two). A
+/// scale-out is like this (the master only lists the new workers in conf/workers), and then each
+/// new worker starts its daemon as soon as its own install is done.
+fn settled(
+    items: &mut [(Node, HostConverge)],
+    plan: &ConvergePlan,
+    exports: &serde_json::Map<String, Value>,
+) -> bool {
+    let unknown = placeholders(plan);
+    if exports.iter().any(|(k, v)| unknown.get(k) == Some(v)) {
+        return false;
+    }
+    let master = &plan.inventory.master.name;
+    let Some((node, hc)) = items.iter_mut().find(|(n, _)| &n.host.name == master) else {
+        // Not in this run: it changes nothing, and its exports were read above.
+        return true;
+    };
+    if !node.alive() {
+        return false;
+    }
+    let snapshot = Value::Object(exports.clone());
+    let mut sim = hc.clone();
+    for phase in plan
+        .base
+        .roles
+        .iter()
+        .map(|r| r.data.phase)
+        .collect::<BTreeSet<u32>>()
+    {
+        sim.run_phase(node, plan, phase, true, &snapshot);
+    }
+    let paths: Vec<String> = plan.export_paths.iter().map(|(_, p)| p.clone()).collect();
+    sim.keeps(&paths)
+}
+
 /// Plans, then applies phase by phase; for a Spark cluster (not `--check`), checks
 /// registration and stops workers the inventory dropped.
 pub fn run(
@@ -274,18 +335,8 @@ pub fn run(
 ) -> Result<ConvergeOutcome, Error> {
     let handlers = Arc::new(crate::roles::handler_map(&plan.base.roles));
     let master_name = plan.inventory.master.name.clone();
-    let mut exports = placeholders(&plan);
     let master_selected = nodes.iter().any(|n| n.host.name == master_name);
-    if !plan.export_paths.is_empty() && !master_selected {
-        // Workers need values only the master has; read them without changing the master.
-        let master = engine.node(plan.inventory.master.clone(), "(master, read only)");
-        let paths = plan.export_paths.clone();
-        for (_, read) in engine.each(vec![(master, BTreeMap::new())], move |node, out| {
-            *out = read_exports(node, &paths)
-        }) {
-            exports.extend(read.into_iter().map(|(k, v)| (k, Value::String(v))));
-        }
-    }
+    let mut exports = initial_exports(engine, &plan, master_selected);
     let fresh: Vec<(Node, HostConverge)> = nodes
         .into_iter()
         .map(|n| (n, HostConverge::new(handlers.clone())))
@@ -316,7 +367,7 @@ pub fn run(
                         .into_iter()
                         .map(|(n, _)| (n, HostConverge::new(handlers.clone())))
                         .collect();
-                    exports = placeholders(&plan);
+                    exports = initial_exports(engine, &plan, master_selected);
                     items = probe_all(engine, again, &plan, &mut exports);
                 }
                 Err(LockError::Busy(m)) => return Err(Error::Locked(m)),
@@ -327,7 +378,18 @@ pub fn run(
     }
     let phases: BTreeSet<u32> = plan.base.roles.iter().map(|r| r.data.phase).collect();
     let check = plan.base.options.check;
-    for phase in phases {
+    let pipelined = !check && settled(&mut items, &plan, &exports);
+    if pipelined {
+        // Nothing a later phase waits for changes: each host runs its phases back to back.
+        let (p, snapshot) = (plan.clone(), Arc::new(Value::Object(exports.clone())));
+        let all: Vec<u32> = phases.iter().copied().collect();
+        items = engine.each(items, move |node, hc| {
+            for &phase in &all {
+                hc.run_phase(node, &p, phase, false, &snapshot);
+            }
+        });
+    }
+    for phase in phases.into_iter().filter(|_| !pipelined) {
         let snapshot = Arc::new(Value::Object(exports.clone()));
         let p = plan.clone();
         let phase_exports = crate::roles::exports(

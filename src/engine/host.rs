@@ -161,6 +161,21 @@ impl HostConverge {
         self.apply_phase(node, phase, check, &plan.base.options.redactor);
     }
 
+    /// After every phase was planned in check mode: whether this run leaves the host as other
+    /// hosts' later phases see it, so they need not wait for it: no service started or
+    /// restarted, and none of `paths` (the exports) changed.
+    pub fn keeps(&self, paths: &[String]) -> bool {
+        let Some(probed) = &self.facts else {
+            return false;
+        };
+        self.started.is_empty()
+            && !self.steps.iter().any(|s| s.changed && s.role == "handler")
+            && paths.iter().all(|p| {
+                probed.contents.get(p) == self.sim.contents.get(p)
+                    && probed.paths.get(p) == self.sim.paths.get(p)
+            })
+    }
+
     /// The value of an export as the probe saw it (`None` when the file was not there).
     pub fn probed(&self, path: &str) -> Option<String> {
         self.facts

@@ -406,3 +406,55 @@ fn ssh_agent_authentication_works_without_a_key_file() {
     let with = run(true);
     assert_eq!(with.status.code(), Some(0), "{}", text(&with));
 }
+
+/// When the master's plan starts no daemon and changes no export, a host does not wait at each
+/// phase for the slowest host: a fast worker finishes its later phase while a slow one is still
+/// in its first.
+#[test]
+fn hosts_run_their_phases_back_to_back_when_the_master_settles_nothing() {
+    let lab = Lab::up(172, 2);
+    let dir = lab.path().join("roles");
+    for (role, body) in [
+        (
+            "slow",
+            "description = \"phase 0: slow on lab-worker-1\"\nphase = 0\n[[step]]\nname = \"Install\"\ncommand = { run = \"if [ \\\"$(hostname)\\\" = lab-worker-1 ]; then sleep 6; fi; date +%s.%N > /opt/installed\", creates = \"/opt/installed\" }\n",
+        ),
+        (
+            "start",
+            "description = \"phase 1\"\nphase = 1\n[[step]]\nname = \"Start\"\ncommand = { run = \"date +%s.%N > /opt/started\", creates = \"/opt/started\" }\n",
+        ),
+    ] {
+        std::fs::create_dir_all(dir.join(role)).expect("mkdir");
+        std::fs::write(dir.join(role).join("role.toml"), body).expect("role");
+    }
+    let cfg = lab.path().join("sparkboot.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "roles_dir = {dir:?}\ntemplates_dir = {:?}\nroles = [\"slow\", \"start\"]\n[cluster]\nstate_dir = {:?}\n",
+            fixtures().join("templates"),
+            lab.path().join("state"),
+        ),
+    )
+    .expect("config");
+    let time = |host: &str, file: &str| -> f64 {
+        lab.sh(&cfg, host, &format!("cat /opt/{file}"))
+            .trim()
+            .parse()
+            .expect("a timestamp")
+    };
+    let run = || {
+        let out = lab.run("converge", &cfg, &["--json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    };
+    // The master runs these roles too, but they start no daemon and export nothing, so no
+    // host has anything to wait for. (With the Spark roles the master exports its key: the
+    // first converge keeps the barriers, or no worker could authorize it; see spark.rs.)
+    run();
+    let fast_started = time("lab-worker-2", "started");
+    let slow_installed = time("lab-worker-1", "installed");
+    assert!(
+        fast_started + 3.0 < slow_installed,
+        "lab-worker-2 waited for lab-worker-1's first phase: started {fast_started}, the slow install ended {slow_installed}"
+    );
+}
