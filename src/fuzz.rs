@@ -36,14 +36,14 @@ fn input(sample: &'static str) -> impl Strategy<Value = String> {
 }
 
 const CONFIG: &str = "inventory = \"inv.toml\"\nroles = [\"base\"]\n[cluster]\nname = \"c\"\nstate_dir = \"st\"\n[ssh]\nforks = 5\n[spark]\nversion = \"3.5.7\"\nworker_memory = \"4g\"\nsource = \"https://x/s-{version}.tgz\"\n[spark.defaults]\n\"spark.executor.memory\" = \"2g\"\n[aws]\nregion = \"eu-west-1\"\nqueue_url = \"https://sqs.x/q\"\n[harden.skip]\n\"ssh-client-alive\" = \"lb\"\n";
-const INVENTORY: &str = "[defaults]\nuser = \"ec2-user\"\nport = 22\n[master]\nname = \"m\"\naddress = \"10.0.1.10\"\n[[workers]]\nname = \"w1\"\naddress = \"10.0.1.11\"\nvars = { rack = \"a\" }\n";
+const INVENTORY: &str = "[defaults]\nuser = \"ec2-user\"\nport = 22\n[master]\nname = \"m\"\naddress = \"192.0.2.10\"\n[[workers]]\nname = \"w1\"\naddress = \"192.0.2.11\"\nvars = { rack = \"a\" }\n";
 const SHA512: &str = "abababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababababab  spark-3.5.7-bin-hadoop3.tgz\nspark-3.2.1.tgz: 2C3A7E5B 1234ABCD\n 5678\n";
-const TF: &str = r#"{"sparkboot_inventory": {"value": {"schema": 1, "cluster_name": "c", "region": "r", "ssh_user": "admin", "master": {"instance_id": "i-0abc", "private_ip": "10.0.0.5", "public_ip": null}, "workers": {"asg_name": "g"}, "bucket": "b", "queue_url": null}}}"#;
-const STATUS: &str = r#"{"url":"spark://10.0.0.5:7077","workers":[{"host":"10.0.0.6","state":"ALIVE"},{"host":"10.0.0.7","state":"DEAD"}],"aliveworkers":1}"#;
+const TF: &str = r#"{"sparkboot_inventory": {"value": {"schema": 1, "cluster_name": "c", "region": "r", "ssh_user": "admin", "master": {"instance_id": "i-0abc", "private_ip": "198.51.100.5", "public_ip": null}, "workers": {"asg_name": "g"}, "bucket": "b", "queue_url": null}}}"#;
+const STATUS: &str = r#"{"url":"spark://198.51.100.5:7077","workers":[{"host":"198.51.100.6","state":"ALIVE"},{"host":"198.51.100.7","state":"DEAD"}],"aliveworkers":1}"#;
 const PROBE: &str = "@@sparkboot:system 0\nos_id=debian\ncpus=2\nmem_kb=2048000\nuid=0\nhostname=n1\nsystemd=0\npkg=apt\njava=JAVA_VERSION=\"17.0.2\"\n@@sparkboot:paths 0\nd\troot\troot\t755\t\t/opt/x\nl\troot\troot\t777\t/opt/y\t/opt/z\n@@sparkboot:hashes 0\nabc  /opt/x\n@@sparkboot:user 0\nspark:x:999:999::/var/lib/spark:/bin/sh\n@@sparkboot:service 0\nrunning 12\n@@sparkboot:content 0\npresent\naGVsbG8=\n@@sparkboot:observe 0\n{\"workers\":[]}\n";
 const HARDEN: &str = "@@harden:sshd 0\npasswordauthentication yes\n@@harden:home ec2-user\t/home/ec2-user\n@@harden:stat\n600\tec2-user\tec2-user\tregular file\t/home/ec2-user/.ssh/id_rsa\n@@harden:privkey /home/ec2-user/.ssh/id_rsa\nssh-rsa AAAA x\n@@harden:authkeys /home/ec2-user/.ssh/authorized_keys\nssh-rsa AAAA x\n@@harden:refused /home/x\tbad\n@@harden:spark-defaults present\nspark.authenticate true\n";
 const ROLE: &str = "description = \"d\"\nhosts = [\"worker\"]\nphase = 1\ncontext = [\"spark\"]\n[[handler]]\nname = \"h\"\nrestart = \"s\"\n[[step]]\nname = \"f\"\nnotify = [\"h\"]\nfile = { path = \"/x\", content = \"{{ vars.a }}\", mode = \"0640\" }\n[layout]\nuser = \"spark\"\n";
-const KNOWN_HOSTS: &str = "# c\n10.0.0.5,i-0abc ssh-ed25519 AAAAkeyA\n[10.0.0.6]:2222 ssh-ed25519 AAAAkeyB\n|1|c2FsdHNhbHRzYWx0c2FsdHNhbHQ=|aGFzaGhhc2hoYXNoaGFzaGhhc2g= ssh-ed25519 AAAAkeyC\n@revoked * ssh-ed25519 AAAAbadA\n";
+const KNOWN_HOSTS: &str = "# c\n10.0.0.5,i-0abc ssh-ed25519 AAAAkeyA\n[198.51.100.6]:2222 ssh-ed25519 AAAAkeyB\n|1|c2FsdHNhbHRzYWx0c2FsdHNhbHQ=|aGFzaGhhc2hoYXNoaGFzaGhhc2g= ssh-ed25519 AAAAkeyC\n@revoked * ssh-ed25519 AAAAbadA\n";
 
 fn probe_request() -> ProbeRequest {
     let mut r = ProbeRequest::default();

@@ -176,7 +176,7 @@ mod tests {
             .map(|i| {
                 host(
                     &format!("w{i}"),
-                    &format!("10.0.1.{i}"),
+                    &format!("192.0.2.{i}"),
                     22,
                     Some("root@127.9.0.2"),
                 )
@@ -189,7 +189,7 @@ mod tests {
             .collect();
         assert_eq!(held.len(), 50);
         // The same private address behind another jump host is another machine.
-        let elsewhere = host("x", "10.0.1.0", 22, Some("root@127.9.0.9"));
+        let elsewhere = host("x", "192.0.2.0", 22, Some("root@127.9.0.9"));
         assert!(gates.gate(&elsewhere).try_acquire_owned().is_ok());
         assert_ne!(sshd_of(&workers[0]), sshd_of(&elsewhere));
     }

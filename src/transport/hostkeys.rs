@@ -14,7 +14,7 @@
 //! unless one of its own keys is pinned. Writes are serialised across processes with `flock` on
 //! `known_hosts.lock` and the file is created 0600.
 //!
-//! Cloud hosts are pinned by instance ID too (`10.0.1.5,i-0abc ssh-ed25519 ...`): a new
+//! Cloud hosts are pinned by instance ID too (`192.0.2.5,i-0abc ssh-ed25519 ...`): a new
 //! instance that reuses a private IP is a new host (its key is recorded, the old instance's line
 //! dropped), while the same instance presenting another key is refused as a changed key.
 //! `sparkboot known-hosts forget HOST` removes a host's lines once a rebuild is confirmed.

@@ -174,8 +174,8 @@ mod tests {
 
     #[test]
     fn targets_behind_one_jump_host_share_one_key() {
-        let a = host("w1", "10.0.1.5", "ec2-user", Some("127.1.0.2"));
-        let b = host("w2", "10.0.1.6", "ec2-user", Some("ec2-user@127.1.0.2:22"));
+        let a = host("w1", "192.0.2.5", "ec2-user", Some("127.1.0.2"));
+        let b = host("w2", "192.0.2.6", "ec2-user", Some("ec2-user@127.1.0.2:22"));
         assert_eq!(JumpKey::of(&a), JumpKey::of(&b));
         assert_eq!(
             JumpKey::of(&a),
@@ -190,10 +190,10 @@ mod tests {
 
     #[test]
     fn user_port_or_address_make_another_session() {
-        let base = host("w1", "10.0.1.5", "ec2-user", Some("127.1.0.2"));
-        let other_user = host("w2", "10.0.1.6", "admin", Some("127.1.0.2"));
-        let other_port = host("w3", "10.0.1.7", "ec2-user", Some("127.1.0.2:2222"));
-        let other_addr = host("w4", "10.0.1.8", "ec2-user", Some("127.1.0.3"));
+        let base = host("w1", "192.0.2.5", "ec2-user", Some("127.1.0.2"));
+        let other_user = host("w2", "192.0.2.6", "admin", Some("127.1.0.2"));
+        let other_port = host("w3", "192.0.2.7", "ec2-user", Some("127.1.0.2:2222"));
+        let other_addr = host("w4", "192.0.2.8", "ec2-user", Some("127.1.0.3"));
         let direct = host("m", "127.1.0.2", "ec2-user", None);
         assert_eq!(JumpKey::of(&direct), None);
         assert_eq!(

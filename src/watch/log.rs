@@ -53,6 +53,12 @@ impl Log {
     }
 
     /// Records `event` with its fields; `text` is the human line.
+    /// An `error` event: `context: error` for people, `{"error": ...}` for --json.
+    pub fn error(&self, context: &str, error: impl std::fmt::Display) {
+        let e = error.to_string();
+        self.record("error", &format!("{context}: {e}"), json!({ "error": e }));
+    }
+
     pub fn record(&self, event: &str, text: &str, fields: Value) {
         let mut out = std::io::stdout().lock();
         if self.json {

@@ -223,11 +223,7 @@ fn ms(d: Duration) -> u64 {
 impl Watcher {
     fn save(&self) {
         if let Err(e) = self.state.save(&self.state_dir) {
-            self.log.record(
-                "error",
-                &format!("cannot save state: {e}"),
-                json!({"error": e}),
-            );
+            self.log.error("cannot save state", e);
         }
     }
 
@@ -469,11 +465,7 @@ impl Watcher {
                     i
                 }
                 Err(e) => {
-                    self.log.record(
-                        "error",
-                        &format!("inventory: {e}"),
-                        json!({"error": e.to_string()}),
-                    );
+                    self.log.error("inventory", e);
                     return;
                 }
             };
@@ -481,11 +473,7 @@ impl Watcher {
         let plan = match self.base.bind(self.engine.inventory.clone()) {
             Ok(p) => Arc::new(p),
             Err(e) => {
-                self.log.record(
-                    "error",
-                    &format!("roles: {e}"),
-                    json!({"error": e.to_string()}),
-                );
+                self.log.error("roles", e);
                 return;
             }
         };
@@ -505,11 +493,7 @@ impl Watcher {
         let outcome = match outcome {
             Ok(o) => o,
             Err(e) => {
-                self.log.record(
-                    "error",
-                    &format!("converge could not start: {e}"),
-                    json!({"error": e.to_string()}),
-                );
+                self.log.error("converge could not start", e);
                 return;
             }
         };
@@ -563,11 +547,9 @@ impl Watcher {
                 self.base = Arc::new(b);
                 self.prepared_at = Instant::now();
             }
-            Err(e) => self.log.record(
-                "error",
-                &format!("preparing the roles again failed: {e}; keeping the last"),
-                json!({"error": e.to_string()}),
-            ),
+            Err(e) => self
+                .log
+                .error("preparing the roles again failed (keeping the last)", e),
         }
     }
 
