@@ -91,6 +91,22 @@ impl Engine {
         })
     }
 
+    /// Replaces the inventory (a watcher's cluster grows and shrinks) and fits forks and
+    /// session keeping to its size again: sized once for the first inventory, a watcher that
+    /// started with two hosts would work on a scale-out of ten two at a time.
+    pub fn set_inventory(&mut self, inventory: Arc<Inventory>) {
+        let hosts = inventory.hosts().count().max(1);
+        let jumps = jump_sessions(inventory.hosts());
+        let (forks, keep_sessions, note) =
+            limits::plan_concurrency(self.config.forks, hosts, jumps);
+        if let Some(n) = note.filter(|_| forks != self.limits.forks) {
+            eprintln!("sparkboot: note: {n}");
+        }
+        self.limits.forks = forks;
+        self.limits.keep_sessions = keep_sessions;
+        self.inventory = inventory;
+    }
+
     /// Nodes (not yet connected) for the selected inventory hosts, in inventory order.
     pub fn nodes(&self, selected: &BTreeSet<String>) -> Vec<Node> {
         self.inventory
@@ -188,4 +204,52 @@ fn rethrow(e: tokio::task::JoinError) -> ! {
         std::panic::resume_unwind(e.into_panic())
     }
     unreachable!("host tasks are never cancelled: {e}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inventory::{Host, NodeRole};
+
+    fn cluster(workers: usize) -> Inventory {
+        let host = |name: String, address: String, role| {
+            Host::new(
+                name,
+                address,
+                22,
+                "root".into(),
+                None,
+                None,
+                role,
+                Default::default(),
+            )
+            .expect("host")
+        };
+        let master = host("m".into(), "192.0.2.1".into(), NodeRole::Master);
+        let workers = (0..workers)
+            .map(|i| {
+                host(
+                    format!("w{i}"),
+                    format!("192.0.2.{}", i + 2),
+                    NodeRole::Worker,
+                )
+            })
+            .collect();
+        Inventory::new("test".into(), master, workers).expect("inventory")
+    }
+
+    #[test]
+    fn a_growing_inventory_gets_the_forks_it_needs() {
+        // Regression: a watcher sized for its first two hosts worked on a burst of ten new
+        // workers two at a time.
+        let config = Config::parse(std::path::Path::new("sparkboot.toml"), "").expect("config");
+        let known = KnownHosts::new(std::env::temp_dir().join("sparkboot-unused-known"), true);
+        let mut engine = Engine::new(config, cluster(1), known, 2, false).expect("engine");
+        assert_eq!(engine.limits.forks, 2);
+        engine.set_inventory(Arc::new(cluster(11)));
+        assert_eq!(engine.limits.forks, 12);
+        assert!(engine.limits.keep_sessions);
+        engine.set_inventory(Arc::new(cluster(0)));
+        assert_eq!(engine.limits.forks, 1);
+    }
 }

@@ -111,6 +111,7 @@ pub fn parse_system(body: &str) -> Result<SystemFacts, FactError> {
             "os_version" => s.os_version = value.to_string(),
             "arch" => s.arch = value.to_string(),
             "cpus" => s.cpus = value.parse().unwrap_or(1),
+            "cpus_allowed" => s.cpus = cpus_in_list(value).unwrap_or(1),
             "mem_kb" => s.memory_mb = value.parse::<u64>().unwrap_or(0) / 1024,
             "uid" => {
                 s.uid = value
@@ -128,6 +129,23 @@ pub fn parse_system(body: &str) -> Result<SystemFacts, FactError> {
         return Err(bad("system", "no hostname line".into()));
     }
     Ok(s)
+}
+
+/// How many CPUs a kernel CPU list names (`Cpus_allowed_list` of /proc/PID/status, the set
+/// `nproc` counts): `0-1` -> 2, `0,2,4-7` -> 6. None for anything that is not such a list.
+pub fn cpus_in_list(list: &str) -> Option<u32> {
+    let mut count: u32 = 0;
+    for part in list.trim().split(',') {
+        let (first, last) = match part.split_once('-') {
+            Some((a, b)) => (a.trim().parse::<u32>().ok()?, b.trim().parse::<u32>().ok()?),
+            None => {
+                let n = part.trim().parse::<u32>().ok()?;
+                (n, n)
+            }
+        };
+        count = count.checked_add(last.checked_sub(first)?.checked_add(1)?)?;
+    }
+    (count > 0).then_some(count)
 }
 
 /// Major version from the first line of `java -version`: `"17.0.15"` -> 17, `"1.8.0_392"` -> 8.
@@ -282,6 +300,25 @@ mod tests {
         assert!(!s.systemd);
         assert_eq!(s.package_manager, "apt");
         assert_eq!(s.java_major, 17);
+    }
+
+    #[test]
+    fn system_facts_read_with_builtins() {
+        // The probe's own output on a lab node since it reads /proc instead of running nproc.
+        let out = "os_id=debian\nos_version=12\narch=x86_64\nuid=0\ncpus_allowed=0-1\nmem_kb=24600708\nhostname=lab-worker-1\nsystemd=0\npkg=apt\njava=JAVA_VERSION=\"17.0.15\"\n";
+        let s = parse_system(out).expect("parses");
+        assert_eq!((s.cpus, s.uid, s.java_major), (2, 0, 17));
+        assert_eq!(s.arch, "x86_64");
+    }
+
+    #[test]
+    fn cpu_lists_count_like_nproc() {
+        assert_eq!(cpus_in_list("0-1"), Some(2));
+        assert_eq!(cpus_in_list("\t0,2,4-7"), Some(6));
+        assert_eq!(cpus_in_list("5"), Some(1));
+        assert_eq!(cpus_in_list("3-1"), None);
+        assert_eq!(cpus_in_list(""), None);
+        assert_eq!(cpus_in_list("0-4294967295"), None);
     }
 
     #[test]

@@ -24,7 +24,9 @@ const DIR_FN: &str = r#"sb_lockdir() { d=/var/lib/sparkboot; if [ -L "$d" ]; the
 /// is missing. Taking and dropping the lock at once is how flock(1) tests it; an acquirer waits
 /// at least a few seconds, so this never makes one fail.
 pub fn observe() -> String {
-    r#"d=/var/lib/sparkboot; g=$(cat "$d/generation" 2>/dev/null || echo 0); if ! command -v flock >/dev/null 2>&1; then echo none; elif [ ! -f "$d/lock" ] || [ -L "$d/lock" ] || flock -n "$d/lock" true 2>/dev/null; then echo "free $g"; else echo "held $g"; cat "$d/holder" 2>/dev/null; fi"#.to_string()
+    // Part of every master probe, so one process: flock(1) locks the shell's fd 9 and exits,
+    // and the shell drops the lock when the group closes that fd.
+    r#"d=/var/lib/sparkboot; g=; if [ -r "$d/generation" ]; then read -r g < "$d/generation"; fi; g=${g:-0}; if ! command -v flock >/dev/null 2>&1; then echo none; elif [ ! -f "$d/lock" ] || [ -L "$d/lock" ] || { flock -n 9; } 9< "$d/lock" 2>/dev/null; then echo "free $g"; else echo "held $g"; cat "$d/holder" 2>/dev/null; fi"#.to_string()
 }
 
 /// Takes the lock, waiting up to `wait_secs`; prints `acquired GENERATION` or `busy` + the

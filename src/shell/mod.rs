@@ -64,7 +64,13 @@ pub fn as_user(user: &str, command: &str) -> String {
 /// `sb_pid PIDFILE [MATCH]` prints `running PID` when the pidfile names a live, non-zombie
 /// process whose command line contains MATCH, else `stopped` (and returns 1). A pidfile that is
 /// a link or not a regular file is not read: the pid directory belongs to the daemon's user.
-pub const PID_FN: &str = r#"sb_pid() { pid=; if [ -f "$1" ] && [ ! -L "$1" ]; then read -r pid < "$1" || true; fi; case "$pid" in ''|*[!0-9]*) echo stopped; return 1;; esac; if [ -r "/proc/$pid/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$pid/status" && { [ -z "$2" ] || tr '\0' ' ' < "/proc/$pid/cmdline" | grep -qF -- "$2"; }; then echo "running $pid"; else echo stopped; return 1; fi; }
+///
+/// Builtins only (it runs for every daemon in every probe): the shell's `read` drops the NULs
+/// between a command line's arguments, so MATCH is compared with its spaces removed too.
+pub const PID_FN: &str = r#"sb_pid() { pid=; if [ -f "$1" ] && [ ! -L "$1" ]; then read -r pid < "$1" || true; fi; case "$pid" in ''|*[!0-9]*) echo stopped; return 1;; esac
+sb_st=; if [ -r "/proc/$pid/status" ]; then while read -r sb_k sb_st sb_rest; do [ "$sb_k" = State: ] && break; sb_st=; done < "/proc/$pid/status"; fi
+sb_m=$2; while :; do case $sb_m in *' '*) sb_m=${sb_m%%' '*}${sb_m#*' '};; *) break;; esac; done
+if [ -n "$sb_st" ] && [ "$sb_st" != Z ] && { [ -z "$sb_m" ] || { sb_cmd=; IFS= read -r sb_cmd < "/proc/$pid/cmdline"; case $sb_cmd in *"$sb_m"*) true;; *) false;; esac; }; } 2>/dev/null; then echo "running $pid"; else echo stopped; return 1; fi; }
 "#;
 
 #[cfg(test)]

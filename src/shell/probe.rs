@@ -15,16 +15,21 @@ sb_pkg() { if command -v dpkg-query >/dev/null 2>&1; then case "$(dpkg-query -W 
 sb_unit() { if systemctl is-active --quiet "$1" 2>/dev/null; then echo "running $(systemctl show -p MainPID --value "$1")"; else echo stopped; fi; }
 "#;
 
+/// Every fact here is read with shell builtins where the kernel offers a file for it: a probe
+/// runs on every host at every reconcile, and on small nodes the processes it starts are most
+/// of its cost (a warm `watch` reconcile is nothing but this script). Only `readlink -f` (the
+/// Java alternatives chain) starts a process; `uname` and `nproc` are fallbacks for kernels
+/// before 6.1 and for a missing /proc.
 const SYSTEM: &str = r#"( . /etc/os-release 2>/dev/null; echo "os_id=$ID"; echo "os_version=$VERSION_ID" )
-echo "arch=$(uname -m)"
-echo "cpus=$(nproc 2>/dev/null || echo 1)"
-awk '/^MemTotal:/ {print "mem_kb=" $2}' /proc/meminfo
-echo "uid=$(id -u)"
-echo "hostname=$(hostname)"
+if [ -r /proc/sys/kernel/arch ]; then read -r sb_v < /proc/sys/kernel/arch; echo "arch=$sb_v"; else echo "arch=$(uname -m)"; fi
+sb_v=; while IFS= read -r sb_l; do case $sb_l in Uid:*) set -- $sb_l; echo "uid=$3";; Cpus_allowed_list:*) sb_v=${sb_l#*:};; esac; done < /proc/self/status
+if [ -n "$sb_v" ]; then echo "cpus_allowed=$sb_v"; else echo "cpus=$(nproc 2>/dev/null || echo 1)"; echo "uid=$(id -u)"; fi
+while read -r sb_k sb_v sb_l; do if [ "$sb_k" = MemTotal: ]; then echo "mem_kb=$sb_v"; break; fi; done < /proc/meminfo
+if [ -r /proc/sys/kernel/hostname ]; then read -r sb_v < /proc/sys/kernel/hostname; echo "hostname=$sb_v"; else echo "hostname=$(hostname)"; fi
 if [ -d /run/systemd/system ]; then echo systemd=1; else echo systemd=0; fi
 if command -v apt-get >/dev/null 2>&1; then echo pkg=apt; elif command -v dnf >/dev/null 2>&1; then echo pkg=dnf; elif command -v yum >/dev/null 2>&1; then echo pkg=yum; else echo pkg=none; fi
 # The JDK's release file names its version without starting a JVM (which costs ~0.2 s of CPU).
-if j=$(command -v java 2>/dev/null); then r="$(dirname "$(dirname "$(readlink -f "$j")")")/release"; if [ -r "$r" ]; then echo "java=$(grep '^JAVA_VERSION=' "$r")"; else echo "java=$(java -version 2>&1 | head -n 1)"; fi; fi
+if sb_v=$(command -v java 2>/dev/null) && sb_v=$(readlink -f "$sb_v"); then sb_r=${sb_v%/*/*}/release; if [ -r "$sb_r" ]; then while IFS= read -r sb_l; do case $sb_l in JAVA_VERSION=*) echo "java=$sb_l"; break;; esac; done < "$sb_r"; else echo "java=$(java -version 2>&1 | head -n 1)"; fi; fi
 "#;
 
 /// Builds the probe script for one host.
@@ -90,7 +95,8 @@ pub fn script(request: &ProbeRequest) -> String {
     }
     for (i, u) in request.authorized_keys.iter().enumerate() {
         // Read as the home's owner: a job running as that user controls the home.
-        let call = format!("h=$(getent passwd {} | cut -d: -f6); if [ -n \"$h\" ]; then sb_read \"$h/.ssh/authorized_keys\"; else echo absent; fi", quote(u));
+        // The home is the sixth of seven fields; the last (the shell) cannot hold a colon.
+        let call = format!("h=$(getent passwd {}); h=${{h%:*}}; h=${{h##*:}}; if [ -n \"$h\" ]; then sb_read \"$h/.ssh/authorized_keys\"; else echo absent; fi", quote(u));
         section("authorized_keys", i, call);
     }
     s

@@ -53,6 +53,7 @@ pub struct SparkContext {
     pub worker_webui_port: u16,
     pub worker_cores: u32,
     pub worker_memory: String,
+    pub worker_daemon_java_opts: String,
     pub defaults_master: BTreeMap<String, String>,
     pub defaults_worker: BTreeMap<String, String>,
 }
@@ -93,6 +94,7 @@ impl SparkContext {
             worker_webui_port: s.worker_webui_port,
             worker_cores: s.worker_cores,
             worker_memory: s.worker_memory.clone(),
+            worker_daemon_java_opts: s.worker_daemon_java_opts.clone(),
             defaults_master: s.defaults_for("master"),
             defaults_worker: s.defaults_for("worker"),
         }

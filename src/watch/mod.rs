@@ -469,7 +469,7 @@ impl Watcher {
                     return;
                 }
             };
-        self.engine.inventory = Arc::new(cluster);
+        self.engine.set_inventory(Arc::new(cluster));
         let plan = match self.base.bind(self.engine.inventory.clone()) {
             Ok(p) => Arc::new(p),
             Err(e) => {
