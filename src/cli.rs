@@ -207,6 +207,15 @@ pub enum LabCommand {
         /// the Spark server takes .255.254 of the same /16. Lets parallel labs use own ranges.
         #[arg(long)]
         first_address: Option<String>,
+        /// Nodes boot systemd as PID 1 (systemd-nspawn) from a Debian root file system, as EC2
+        /// instances do: Spark runs under systemd units and Java comes from apt. Build the image
+        /// once with `scripts/debian-rootfs`.
+        #[arg(long)]
+        systemd: bool,
+        /// The Debian tree for --systemd (default: $SPARKBOOT_CACHE/debian-12-rootfs, with its
+        /// apt repository in the sibling debian-12-debs).
+        #[arg(long, requires = "systemd")]
+        rootfs: Option<PathBuf>,
     },
     /// Add one worker node, optionally at a given loopback address.
     Add {

@@ -29,10 +29,12 @@ fn create_nodes(
     if specs.is_empty() {
         return Ok(Vec::new());
     }
+    let image = state.systemd.clone();
+    let image = image.as_ref();
     let results: Vec<Result<Started, LabError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = specs
             .iter()
-            .map(|spec| scope.spawn(move || node::spawn(paths, tools, spec, pubkey)))
+            .map(|spec| scope.spawn(move || node::spawn(paths, tools, spec, pubkey, image)))
             .collect();
         handles.into_iter().map(join).collect()
     });
@@ -115,16 +117,36 @@ fn ensure_spark(
     http::start_server(paths, python, state.first_address, &directory)
 }
 
+/// What kind of nodes `lab up` makes: plain (lab-init as PID 1, the host's /usr) or systemd.
+pub struct Flavour {
+    pub systemd: bool,
+    pub rootfs: Option<PathBuf>,
+}
+
+fn flavour_name(systemd: bool) -> &'static str {
+    if systemd {
+        "with --systemd"
+    } else {
+        "without --systemd"
+    }
+}
+
 /// `lab up --workers N`: a master and workers 1..=N; healthy nodes are kept, dead ones recreated.
 pub fn up(
     paths: &LabPaths,
     workers: usize,
     with_spark: bool,
     first: Option<&str>,
+    flavour: &Flavour,
 ) -> Result<ExitCode, LabError> {
     let started_at = Instant::now();
     let requested = first.map(preflight::parse_loopback).transpose()?;
     let tools = preflight::require_node_tools()?;
+    let image = if flavour.systemd {
+        Some(preflight::require_systemd_image(flavour.rootfs.as_deref())?)
+    } else {
+        None
+    };
     preflight::check_dir_location(&paths.dir)?;
     let python = if with_spark {
         Some(preflight::require_python()?)
@@ -140,10 +162,16 @@ pub fn up(
     };
     if state.nodes.is_empty() {
         state.first_address = requested.unwrap_or(state.first_address);
+        state.systemd = image;
     } else if let Some(r) = requested.filter(|r| *r != state.first_address) {
         return Err(LabError::FirstAddressMismatch {
             existing: state.first_address.to_string(),
             requested: r.to_string(),
+        });
+    } else if state.systemd.is_some() != flavour.systemd {
+        return Err(LabError::FlavourMismatch {
+            existing: flavour_name(state.systemd.is_some()),
+            requested: flavour_name(flavour.systemd),
         });
     }
 

@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::state::SystemdImage;
 use super::LabError;
 use crate::error::Error;
 
@@ -44,11 +45,19 @@ pub struct NodeConfig {
     pub address: Ipv4Addr,
     /// The lab's public key line, authorised for root and ec2-user.
     pub authorized_key: String,
+    /// Set for the systemd flavour: the image the node boots (see [`super::boot`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<SystemdImage>,
 }
 
-/// Sets the node up, then reaps children forever; returns only when set-up fails.
+/// Sets the node up, then reaps children forever; returns only when set-up fails. A
+/// systemd-flavour node is booted instead, and this returns when its container ends.
 pub fn run(node_dir: &Path) -> Result<ExitCode, Error> {
-    setup(node_dir)?;
+    let config = read_config(node_dir)?;
+    if let Some(image) = &config.systemd {
+        return Ok(super::boot::run(node_dir, &config, image)?);
+    }
+    setup(node_dir, &config)?;
     println!("lab-init: node is ready");
     reap_forever()
 }
@@ -61,7 +70,13 @@ fn fail(node_dir: &Path, step: &'static str, message: impl ToString) -> LabError
     }
 }
 
-fn setup(node_dir: &Path) -> Result<(), LabError> {
+fn read_config(node_dir: &Path) -> Result<NodeConfig, LabError> {
+    let text = std::fs::read_to_string(node_dir.join(CONFIG_FILE))
+        .map_err(|e| fail(node_dir, "read node.json", e))?;
+    serde_json::from_str(&text).map_err(|e| fail(node_dir, "parse node.json", e))
+}
+
+fn setup(node_dir: &Path, config: &NodeConfig) -> Result<(), LabError> {
     let err = |step: &'static str| move |e: std::io::Error| fail(node_dir, step, e);
     if std::process::id() != 1 {
         return Err(fail(
@@ -70,10 +85,6 @@ fn setup(node_dir: &Path) -> Result<(), LabError> {
             "lab-init must be PID 1 of a new PID namespace; `sparkboot lab up` starts it",
         ));
     }
-    let text =
-        std::fs::read_to_string(node_dir.join(CONFIG_FILE)).map_err(err("read node.json"))?;
-    let config: NodeConfig =
-        serde_json::from_str(&text).map_err(|e| fail(node_dir, "parse node.json", e))?;
 
     mount(None, "/", None, libc::MS_REC | libc::MS_PRIVATE, None).map_err(err("make / private"))?;
     let host = config.hostname.as_bytes();
@@ -303,7 +314,7 @@ fn cstring(text: &str) -> std::io::Result<CString> {
 }
 
 /// mount(2) with owned C strings; `None` passes NULL.
-fn mount(
+pub(super) fn mount(
     source: Option<&str>,
     target: &str,
     fstype: Option<&str>,

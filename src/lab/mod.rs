@@ -15,6 +15,8 @@
 //! Every process the lab starts is recorded by PID and ended by that PID only, after checking
 //! that the PID still runs the command line the lab started (so a recycled PID is never killed).
 
+mod boot;
+mod cgroup;
 mod commands;
 mod http;
 pub mod init;
@@ -109,6 +111,15 @@ pub enum LabError {
     },
     #[error("process {pid} ({what}) did not end within {secs} s after SIGKILL; end it by hand with `kill -9 {pid}` and run `sparkboot lab down` again")]
     ProcessStuck { pid: u32, what: String, secs: u64 },
+    #[error("the cgroup {group} of lab node {name} could not be removed after its processes ended; check `cat {group}/cgroup.procs`, end what is listed, and run `sparkboot lab down` again")]
+    CgroupLeft { name: String, group: PathBuf },
+    #[error("the systemd flavour needs {what}: {fix}")]
+    SystemdImage { what: String, fix: String },
+    #[error("the lab in this dir was created {existing}; `lab up` {requested} cannot change that: run `sparkboot lab down` first, or use another --dir")]
+    FlavourMismatch {
+        existing: &'static str,
+        requested: &'static str,
+    },
     #[error("mounts are left under lab dir {dir} ({mounts}); unmount them with `umount -l` and run `sparkboot lab down` again")]
     MountsLeft { dir: PathBuf, mounts: String },
     #[error("lab-init for node dir {dir} failed at step `{step}`: {message}")]
@@ -221,7 +232,21 @@ pub fn run(args: &LabArgs) -> Result<ExitCode, Error> {
             workers,
             no_spark,
             first_address,
-        } => commands::up(&paths, *workers, !*no_spark, first_address.as_deref())?,
+            systemd,
+            rootfs,
+        } => {
+            let flavour = commands::Flavour {
+                systemd: *systemd,
+                rootfs: rootfs.clone(),
+            };
+            commands::up(
+                &paths,
+                *workers,
+                !*no_spark,
+                first_address.as_deref(),
+                &flavour,
+            )?
+        }
         LabCommand::Add { address, name } => {
             commands::add(&paths, address.as_deref(), name.as_deref())?
         }

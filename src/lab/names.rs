@@ -70,6 +70,7 @@ mod tests {
             role: Role::Worker,
             init_pid: 0,
             unshare_pid: 0,
+            systemd: false,
         });
         assert_eq!(
             allocate(&state, &[], 2).ok(),

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use super::init::{NodeConfig, CONFIG_FILE, FRESH, OVERLAYS, READY_FILE, SSHD_LOG};
 use super::preflight::{Tools, SYSTEM_PATH};
-use super::procs;
-use super::state::{NodeState, Role};
+use super::state::{NodeState, Role, SystemdImage};
+use super::{boot, cgroup, procs};
 use super::{LabError, LabPaths};
 
 /// What to create: a name, an address and a role (the hostname is the name).
@@ -44,20 +44,35 @@ pub fn sshd_log(paths: &LabPaths, name: &str) -> PathBuf {
     paths.node_dir(name).join("fs/var.upper").join(relative)
 }
 
-/// Creates a fresh node dir: overlay upper/work dirs, fresh root/home/tmp, node.json, console.
-fn prepare(paths: &LabPaths, spec: &NodeSpec, pubkey: &str) -> Result<PathBuf, LabError> {
+/// Creates a fresh node dir: overlay upper/work dirs, fresh root/home/tmp (for the systemd
+/// flavour: the root overlay's dirs), node.json, console.
+fn prepare(
+    paths: &LabPaths,
+    spec: &NodeSpec,
+    pubkey: &str,
+    image: Option<&SystemdImage>,
+) -> Result<PathBuf, LabError> {
     let dir = paths.node_dir(&spec.name);
     if dir.exists() {
         // Left by an interrupted command: end any stray process still using it first.
         teardown(paths, None, &spec.name)?;
     }
-    for name in OVERLAYS {
+    let (overlays, fresh): (Vec<String>, Vec<(&str, u32)>) = if image.is_some() {
+        let dirs = [boot::UPPER, boot::WORK, boot::ROOT_DIR];
+        (Vec::new(), dirs.iter().map(|d| (*d, 0o755)).collect())
+    } else {
+        (
+            OVERLAYS.iter().map(|n| n.to_string()).collect(),
+            FRESH.to_vec(),
+        )
+    };
+    for name in overlays {
         for suffix in ["upper", "work"] {
             let sub = dir.join("fs").join(format!("{name}.{suffix}"));
             std::fs::create_dir_all(&sub).map_err(|e| LabError::io("create", &sub, e))?;
         }
     }
-    for (name, mode) in FRESH {
+    for (name, mode) in fresh {
         let sub = dir.join(name);
         std::fs::create_dir_all(&sub).map_err(|e| LabError::io("create", &sub, e))?;
         std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(mode))
@@ -68,6 +83,7 @@ fn prepare(paths: &LabPaths, spec: &NodeSpec, pubkey: &str) -> Result<PathBuf, L
         hostname: spec.name.clone(),
         address: spec.address,
         authorized_key: pubkey.to_string(),
+        systemd: image.cloned(),
     };
     let text = serde_json::to_string_pretty(&config).map_err(|e| LabError::NodeStart {
         name: spec.name.clone(),
@@ -90,14 +106,16 @@ fn is_unshare_of(dir: &str) -> impl Fn(&[String]) -> bool + '_ {
 }
 
 /// Prepares the dir and starts `unshare ... sparkboot lab-init DIR`; returns once the init's
-/// host PID is known (not yet ready: see [`wait_ready`]).
+/// host PID is known (not yet ready: see [`wait_ready`]). A systemd-flavour node gets only a
+/// private mount namespace: nspawn makes the rest.
 pub fn spawn(
     paths: &LabPaths,
     tools: &Tools,
     spec: &NodeSpec,
     pubkey: &str,
+    image: Option<&SystemdImage>,
 ) -> Result<Started, LabError> {
-    let dir = prepare(paths, spec, pubkey)?;
+    let dir = prepare(paths, spec, pubkey, image)?;
     let exe = std::env::current_exe()
         .map_err(|e| LabError::io("find the sparkboot binary", Path::new("/proc/self/exe"), e))?;
     let console_path = console(paths, &spec.name);
@@ -107,8 +125,10 @@ pub fn spawn(
         .try_clone()
         .map_err(|e| LabError::io("open", &console_path, e))?;
     let mut command = Command::new(&tools.unshare);
-    command
-        .args([
+    if image.is_some() {
+        command.args(["--mount", "--fork", "--propagation", "private", "--"]);
+    } else {
+        command.args([
             "--mount",
             "--uts",
             "--pid",
@@ -117,7 +137,9 @@ pub fn spawn(
             "--propagation",
             "private",
             "--",
-        ])
+        ]);
+    }
+    command
         .arg(&exe)
         .arg("lab-init")
         .arg(&dir)
@@ -162,6 +184,7 @@ pub fn spawn(
         role: spec.role,
         init_pid,
         unshare_pid,
+        systemd: image.is_some(),
     };
     Ok(Started { node, child })
 }
@@ -263,6 +286,21 @@ pub fn wait_ready(
     }
 }
 
+/// Host PID of a systemd-flavour node's systemd (PID 1 of its container): the child of
+/// systemd-nspawn, itself the only child of the node's lab-init.
+pub fn container_init(node: &NodeState) -> Option<u32> {
+    let nspawn = procs::children(node.init_pid).first().copied()?;
+    procs::children(nspawn).first().copied()
+}
+
+/// The address a node dir was made for (its node.json), for a node no longer in state.json.
+fn recorded_address(paths: &LabPaths, name: &str) -> Option<Ipv4Addr> {
+    let text = std::fs::read_to_string(paths.node_dir(name).join(CONFIG_FILE)).ok()?;
+    serde_json::from_str::<NodeConfig>(&text)
+        .ok()
+        .map(|c| c.address)
+}
+
 /// Host PIDs of a recorded node's init and unshare, if they still run what the lab started.
 pub fn processes_recorded(paths: &LabPaths, node: &NodeState) -> Vec<(u32, String)> {
     let dir = paths.node_dir(&node.name);
@@ -279,6 +317,7 @@ pub fn processes_recorded(paths: &LabPaths, node: &NodeState) -> Vec<(u32, Strin
             format!("unshare of lab node {}", node.name),
         ));
     }
+    push_container(&mut found, Some(node.address), &node.name);
     found
 }
 
@@ -295,7 +334,38 @@ pub fn processes(paths: &LabPaths, node: Option<&NodeState>, name: &str) -> Vec<
             found.push((pid, format!("stray process of lab node {name}")));
         }
     }
+    if node.is_none() {
+        push_container(&mut found, recorded_address(paths, name), name);
+    }
     found
+}
+
+/// Adds the processes of a systemd-flavour node's container (nspawn, systemd and everything it
+/// started): exactly the node's cgroup. A plain node has none.
+fn push_container(found: &mut Vec<(u32, String)>, address: Option<Ipv4Addr>, name: &str) {
+    for pid in address.map(cgroup::pids).unwrap_or_default() {
+        if !found.iter().any(|(p, _)| *p == pid) {
+            found.push((pid, format!("process of lab node {name}'s container")));
+        }
+    }
+}
+
+/// Removes a systemd-flavour node's cgroup once its processes have ended (no-op otherwise).
+pub fn remove_cgroup(
+    paths: &LabPaths,
+    node: Option<&NodeState>,
+    name: &str,
+) -> Result<(), LabError> {
+    let address = node
+        .map(|n| n.address)
+        .or_else(|| recorded_address(paths, name));
+    match address.map(cgroup::remove).unwrap_or_default().first() {
+        Some(group) => Err(LabError::CgroupLeft {
+            name: name.to_string(),
+            group: group.clone(),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// SIGKILLs all the given processes at once (ending a node's init ends its whole PID namespace,
@@ -354,6 +424,9 @@ pub fn teardown_many(
         }
     }
     end_processes(&targets)?;
+    for (node, name) in nodes {
+        remove_cgroup(paths, node.as_ref(), name)?;
+    }
     nodes
         .iter()
         .try_for_each(|(_, name)| remove_node_dir(paths, name))

@@ -210,6 +210,9 @@ pub fn down(paths: &LabPaths) -> Result<ExitCode, LabError> {
         }
     }
     node::end_processes(&targets)?;
+    for n in &nodes {
+        node::remove_cgroup(paths, Some(n), &n.name)?;
+    }
     if let Some(server) = state.as_ref().and_then(|s| s.spark.as_ref()) {
         http::stop_server(server)?;
     }

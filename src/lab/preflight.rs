@@ -8,6 +8,7 @@ use std::io;
 use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 
+use super::state::SystemdImage;
 use super::LabError;
 
 /// The PATH the lab's own processes run with, and the directories searched for its tools.
@@ -148,6 +149,47 @@ pub fn check_port_free(address: Ipv4Addr, port: u16) -> Result<(), LabError> {
             e,
         )),
     }
+}
+
+/// The systemd flavour's image and tools: systemd-nspawn, a cgroup hierarchy, and a complete
+/// image from scripts/debian-rootfs (its stamp is written last, so a half-built tree is refused).
+pub fn require_systemd_image(rootfs: Option<&Path>) -> Result<SystemdImage, LabError> {
+    require_tool(
+        "systemd-nspawn",
+        "install systemd-container (apt-get install systemd-container)",
+    )?;
+    if !super::cgroup::available() {
+        return Err(LabError::SystemdImage {
+            what: "a cgroup hierarchy under /sys/fs/cgroup (named systemd, or cgroup v2)".into(),
+            fix: "mount one; this machine has none, so systemd cannot run in a container here"
+                .into(),
+        });
+    }
+    let cache = std::env::var_os("SPARKBOOT_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/sparkboot"));
+    let rootfs = rootfs
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| cache.join("debian-12-rootfs"));
+    let debs = rootfs.with_file_name("debian-12-debs");
+    if !rootfs.join(".sparkboot-rootfs").is_file() {
+        return Err(LabError::SystemdImage {
+            what: format!("a Debian root file system at {}", rootfs.display()),
+            fix: "build it with `bash scripts/debian-rootfs` (as root; downloads from Debian once)"
+                .into(),
+        });
+    }
+    if !debs.join("Packages").is_file() {
+        return Err(LabError::SystemdImage {
+            what: format!("the image's apt repository at {}", debs.display()),
+            fix: "rebuild the image with `bash scripts/debian-rootfs`".into(),
+        });
+    }
+    let absolute = |p: PathBuf| p.canonicalize().unwrap_or(p);
+    Ok(SystemdImage {
+        rootfs: absolute(rootfs),
+        debs: absolute(debs),
+    })
 }
 
 #[cfg(test)]

@@ -7,17 +7,25 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use super::init::SSHD_LOG;
-use super::node::{init_alive, port_open, sshd_listening, sshd_log};
+use super::node::{container_init, init_alive, port_open, sshd_listening, sshd_log};
 use super::preflight::SYSTEM_PATH;
 use super::procs;
 use super::state::NodeState;
 use super::{LabError, LabPaths};
 
-/// Runs a program inside the node's mount, UTS and PID namespaces.
+/// Runs a program inside the node's mount, UTS and PID namespaces (for a systemd-flavour node,
+/// those of its container, whose PID 1 is systemd).
 fn nsenter(nsenter: &Path, node: &NodeState, program: &[&str]) -> Result<(), LabError> {
+    let target = if node.systemd {
+        container_init(node).ok_or_else(|| LabError::NodeNotRunning {
+            name: node.name.clone(),
+        })?
+    } else {
+        node.init_pid
+    };
     let output = Command::new(nsenter)
         .arg("--target")
-        .arg(node.init_pid.to_string())
+        .arg(target.to_string())
         .args(["--mount", "--uts", "--pid", "--"])
         .args(program)
         .env_clear()
@@ -72,6 +80,13 @@ pub fn stop_sshd(
             name: node.name.clone(),
         });
     }
+    if node.systemd {
+        // systemd owns sshd there: stop the unit, as an operator would.
+        let was_listening = port_open(node.address);
+        nsenter(nsenter_path, node, &["systemctl", "stop", "ssh.service"])?;
+        wait_sshd(paths, node, false)?;
+        return Ok(was_listening);
+    }
     let pidfile = PathBuf::from(format!("/proc/{}/root/run/sshd.pid", node.init_pid));
     let pid = std::fs::read_to_string(&pidfile)
         .ok()
@@ -109,7 +124,11 @@ pub fn start_sshd(
     if sshd_listening(node.address) {
         return Ok(false);
     }
-    nsenter(nsenter_path, node, &["/usr/sbin/sshd", "-E", SSHD_LOG])?;
+    if node.systemd {
+        nsenter(nsenter_path, node, &["systemctl", "start", "ssh.service"])?;
+    } else {
+        nsenter(nsenter_path, node, &["/usr/sbin/sshd", "-E", SSHD_LOG])?;
+    }
     wait_sshd(paths, node, true)?;
     Ok(true)
 }

@@ -32,6 +32,17 @@ pub struct NodeState {
     pub init_pid: u32,
     /// Host PID of the `unshare` process whose child the init is.
     pub unshare_pid: u32,
+    /// A systemd-flavour node: its init runs systemd-nspawn, whose container runs systemd.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub systemd: bool,
+}
+
+/// The systemd flavour's image (scripts/debian-rootfs builds both): the Debian tree every node
+/// boots from, read-only, and the local apt repository its Java comes from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SystemdImage {
+    pub rootfs: PathBuf,
+    pub debs: PathBuf,
 }
 
 /// The lab's HTTP server for the Spark tarball.
@@ -53,6 +64,9 @@ pub struct LabState {
     pub spark: Option<SparkServer>,
     #[serde(default)]
     pub nodes: Vec<NodeState>,
+    /// Set when the lab's nodes boot systemd (`lab up --systemd`); every node of a lab is alike.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub systemd: Option<SystemdImage>,
 }
 
 impl LabState {
@@ -61,6 +75,7 @@ impl LabState {
             first_address,
             spark: None,
             nodes: Vec::new(),
+            systemd: None,
         }
     }
 
@@ -239,6 +254,7 @@ mod tests {
             role,
             init_pid: 10,
             unshare_pid: 9,
+            systemd: false,
         }
     }
 

@@ -28,8 +28,26 @@ pub fn parse_sha512(text: &str, file_name: &str) -> Result<String, String> {
         }
     }
     Err(format!(
-        "no SHA-512 for {file_name} in the checksum file (neither the one-line nor the gpg layout)"
+        "no SHA-512 for {file_name} in the checksum file (neither the one-line nor the gpg layout); {}",
+        first_line(text)
     ))
+}
+
+/// The file's first non-empty line for an error message: quoted with escapes (so control
+/// characters cannot forge output) and cut at 160 characters.
+fn first_line(text: &str) -> String {
+    match text.lines().find(|l| !l.trim().is_empty()) {
+        None => "the file is empty".to_string(),
+        Some(line) => {
+            let shown: String = line.chars().take(160).collect();
+            let cut = if shown.len() < line.len() {
+                " (cut)"
+            } else {
+                ""
+            };
+            format!("its first line: {shown:?}{cut}")
+        }
+    }
 }
 
 #[cfg(test)]
@@ -37,6 +55,20 @@ mod tests {
     use super::*;
 
     const HEX: &str = "1c9c147bddfc7c12b2d83d25d41173c84ed0ca9314a9dbb6955cc59e0463324ecf83aa6766de979b34b776299c37826ae2a96b5b062a0ef3e927c5f3ad606c91";
+
+    #[test]
+    fn a_bad_file_is_quoted_in_the_error() {
+        let err = parse_sha512("\nnot-a-hash  spark.tgz\u{1b}[2J\n", "spark.tgz").unwrap_err();
+        assert!(
+            err.ends_with("its first line: \"not-a-hash  spark.tgz\\u{1b}[2J\""),
+            "{err}"
+        );
+        let err = parse_sha512(" \n", "spark.tgz").unwrap_err();
+        assert!(err.ends_with("the file is empty"), "{err}");
+        let long = "x".repeat(500);
+        let err = parse_sha512(&long, "spark.tgz").unwrap_err();
+        assert!(err.ends_with("(cut)") && err.len() < 400, "{err}");
+    }
 
     #[test]
     fn one_line_layout() {

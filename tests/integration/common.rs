@@ -82,6 +82,12 @@ impl Lab {
         Lab::start(slot, workers, &[])
     }
 
+    /// A lab whose nodes boot systemd from the Debian image of scripts/debian-rootfs, with the
+    /// Spark server.
+    pub fn up_systemd(slot: u8, workers: usize) -> Lab {
+        Lab::start(slot, workers, &["--systemd"])
+    }
+
     fn start(slot: u8, workers: usize, extra: &[&str]) -> Lab {
         require_root();
         let dir = tempfile::Builder::new()

@@ -3,7 +3,7 @@
 //! the rest of the cluster shows, and what a re-run changes. Each case records its row of the
 //! README's reliability table (see reliability.rs). The fixture role `demo` stands in for the
 //! Spark roles where the fault is about the engine; the Spark cases are in spark.rs.
-//! Labs 127.165-168.0.0/16.
+//! Labs 127.165-170.0.0/16 and 127.182.0.0/16.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -471,6 +471,70 @@ fn sshds_that_drop_connection_floods_still_see_every_host_converge() {
         failed_host: "(none)",
         rest: "all 50 converged; the jump host saw 2 logins for the run (its own session and the one jump session) and dropped nothing",
         rerun: "changed nothing",
+        took,
+    });
+}
+
+#[test]
+fn a_malformed_published_checksum_stops_the_run_before_any_node() {
+    let lab = Lab::up(182, 2);
+    // What a mirror serves in place of the .sha512 when it is misconfigured: an HTML page.
+    let dist = lab.path().join("dist");
+    std::fs::create_dir_all(&dist).expect("dist dir");
+    std::fs::write(
+        dist.join("spark-3.5.7-bin-hadoop3.tgz"),
+        b"not really a tarball",
+    )
+    .expect("archive");
+    let bad_line = "<html><body>404 Not Found</body></html>";
+    std::fs::write(
+        dist.join("spark-3.5.7-bin-hadoop3.tgz.sha512"),
+        format!("{bad_line}\n"),
+    )
+    .expect("checksum file");
+    let state = lab.path().join("state");
+    let cfg = lab.path().join("badsum.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "inventory = {:?}\n[cluster]\nname = \"badsum\"\nstate_dir = {:?}\n[spark]\nsource = \"file://{}/spark-{{version}}-{{package}}.tgz\"\ndistribution = \"push\"\n",
+            lab.inventory(),
+            state,
+            dist.display()
+        ),
+    )
+    .expect("config");
+    let started = Instant::now();
+    let run = lab.run("converge", &cfg, &[]);
+    let (code, took, out) = (run.status.code(), started.elapsed(), text(&run));
+    // 4: the Spark archive or its checksum (README, exit codes); not 2, no node was tried.
+    assert_eq!(code, Some(4), "{out}");
+    assert!(
+        out.contains("spark-3.5.7-bin-hadoop3.tgz.sha512")
+            && out.contains(&format!("{bad_line:?}")),
+        "the message names the file and shows its bad line: {out}"
+    );
+    // Nothing was installed anywhere: no node was even contacted (no host key pinned).
+    assert!(
+        !state.join("badsum/known_hosts").exists(),
+        "a node was contacted"
+    );
+    for node in ["lab-master", "lab-worker-1", "lab-worker-2"] {
+        let left = in_node(
+            &lab,
+            node,
+            "ls -A /opt | grep -ci spark || true; getent passwd spark || true",
+        );
+        assert_eq!(left.trim(), "0", "{node}: {left}");
+    }
+    record(Row {
+        id: "malformed-checksum",
+        fault: "the published .sha512 is not a checksum (a mirror's HTML error page)",
+        injected: "a file:// source whose .sha512 holds an HTML line",
+        exit: code,
+        failed_host: "(none contacted) the message names the .sha512 and quotes its first line",
+        rest: "nothing installed on any node, no host key pinned",
+        rerun: "pin spark.sha512 in the config, or fix the source",
         took,
     });
 }

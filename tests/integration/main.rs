@@ -14,4 +14,5 @@ mod layout;
 mod reliability;
 mod security;
 mod spark;
+mod systemd;
 mod watch;
