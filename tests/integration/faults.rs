@@ -12,9 +12,25 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::common::*;
+use crate::leaks::{assert_only_meant_files, assert_outputs_clean, ArgvSampler};
 use crate::reliability::{record, Row};
 
 const DEMO: &str = "roles = [\"demo\"]\n[vars]\ndemo_secret = \"fault-secret-0123456789\"\n";
+const DEMO_SECRET: &str = "fault-secret-0123456789";
+
+/// What every demo case ends with (see leaks.rs): while the fault played out, the demo role's
+/// secret was in no process's argv and in none of sparkboot's outputs, and on the nodes it is
+/// only in the file the role writes, with the role's 0600.
+fn assert_demo_secret_kept(lab: &Lab, argv: ArgvSampler, outputs: &[&String]) {
+    argv.assert_never_saw(DEMO_SECRET);
+    assert_outputs_clean(outputs.iter().copied(), DEMO_SECRET);
+    let files = assert_only_meant_files(
+        &lab.lab_dir(),
+        DEMO_SECRET,
+        &[("fs/opt.upper/demo/secret", 0o600)],
+    );
+    assert!(files >= 1, "no node holds the demo secret at all");
+}
 
 /// (name, changed, failed, unreachable, error) per host.
 fn hosts(doc: &Value) -> Vec<(String, u64, u64, u64, String)> {
@@ -100,8 +116,9 @@ fn only_one_failed(doc: &Value, bad: &str, unreachable: bool, first_run: bool) -
     error
 }
 
-/// After the fault is gone, a re-run converges the bad host and changes nothing else.
-fn rerun_fixes_only(lab: &Lab, cfg: &Path, bad: &str) {
+/// After the fault is gone, a re-run converges the bad host and changes nothing else; returns
+/// the run's output.
+fn rerun_fixes_only(lab: &Lab, cfg: &Path, bad: &str) -> String {
     let (doc, code, _, out) = converge(lab, cfg);
     assert_eq!(code, Some(0), "{out}");
     for (name, changed, ..) in hosts(&doc) {
@@ -111,6 +128,7 @@ fn rerun_fixes_only(lab: &Lab, cfg: &Path, bad: &str) {
             assert_eq!(changed, 0, "{name} changed on the re-run: {out}");
         }
     }
+    out
 }
 
 #[test]
@@ -121,13 +139,15 @@ fn a_worker_with_sshd_stopped_is_unreachable_and_the_rest_converge() {
         &format!("{DEMO}[ssh]\nconnect_timeout_secs = 3\nretry_deadline_secs = 4\n"),
     );
     assert!(lab.lab(&["stop", "lab-worker-1"]).status.success());
+    let argv = ArgvSampler::start();
     let (doc, code, took, out) = converge(&lab, &cfg);
     assert_eq!(code, Some(2), "{out}");
     let error = only_one_failed(&doc, "lab-worker-1", true, true);
     assert!(error.contains("refused"), "{error}");
     assert!(took < Duration::from_secs(30), "{took:?}");
     assert!(lab.lab(&["start", "lab-worker-1"]).status.success());
-    rerun_fixes_only(&lab, &cfg, "lab-worker-1");
+    let rerun = rerun_fixes_only(&lab, &cfg, "lab-worker-1");
+    assert_demo_secret_kept(&lab, argv, &[&out, &rerun]);
     record(Row {
         id: "sshd-stopped",
         fault: "a worker's sshd stopped before the run",
@@ -149,6 +169,7 @@ fn a_port_that_accepts_but_never_answers_costs_one_connect_timeout() {
         &format!("{DEMO}[ssh]\nconnect_timeout_secs = 3\nretry_deadline_secs = 4\n"),
     );
     signal_sshd(&lab, "lab-worker-2", "-STOP");
+    let argv = ArgvSampler::start();
     let (doc, code, took, out) = converge(&lab, &cfg);
     signal_sshd(&lab, "lab-worker-2", "-CONT");
     assert_eq!(code, Some(2), "{out}");
@@ -159,7 +180,8 @@ fn a_port_that_accepts_but_never_answers_costs_one_connect_timeout() {
     );
     // Connect timeout (3 s) per attempt within the retry deadline (4 s): never a hang.
     assert!(took < Duration::from_secs(25), "{took:?}: {out}");
-    rerun_fixes_only(&lab, &cfg, "lab-worker-2");
+    let rerun = rerun_fixes_only(&lab, &cfg, "lab-worker-2");
+    assert_demo_secret_kept(&lab, argv, &[&out, &rerun]);
     record(Row {
         id: "sshd-silent",
         fault: "a worker's port accepts but never answers",
@@ -197,6 +219,7 @@ fn a_node_that_hangs_mid_run_fails_on_the_command_timeout() {
     );
     let cfg = lab.path().join("sparkboot.toml");
     std::fs::write(&cfg, body).expect("config");
+    let argv = ArgvSampler::start();
     let (doc, code, took, out) = converge(&lab, &cfg);
     assert_eq!(code, Some(2), "{out}");
     let mut error = String::new();
@@ -218,6 +241,7 @@ fn a_node_that_hangs_mid_run_fails_on_the_command_timeout() {
         took < Duration::from_secs(15),
         "no hung controller: {took:?}"
     );
+    assert_demo_secret_kept(&lab, argv, &[&out]);
     record(Row {
         id: "node-hangs",
         fault: "a node freezes in the middle of a step",
@@ -237,6 +261,7 @@ const LEFTOVERS: &str = "find /opt /etc /root /home /var/lib /tmp -xdev \\( -nam
 fn a_controller_killed_at_any_point_leaves_a_cluster_the_next_run_completes() {
     let lab = Lab::up(168, 2);
     let cfg = lab.config("sparkboot.toml", DEMO);
+    let argv = ArgvSampler::start();
     let mut kills = 0;
     // Kill points spread over the first second of a first converge (one takes 1-3 s here).
     for delay_ms in [100u64, 200, 300, 450, 600, 800] {
@@ -284,9 +309,14 @@ fn a_controller_killed_at_any_point_leaves_a_cluster_the_next_run_completes() {
             "{name}: leftovers"
         );
     }
-    let (doc, code, _, out) = converge(&lab, &cfg);
-    assert_eq!(code, Some(0), "{out}");
-    assert!(hosts(&doc).iter().all(|h| h.1 == 0), "not converged: {out}");
+    let (doc, code, _, again) = converge(&lab, &cfg);
+    assert_eq!(code, Some(0), "{again}");
+    assert!(
+        hosts(&doc).iter().all(|h| h.1 == 0),
+        "not converged: {again}"
+    );
+    // The killed runs' files too: a temporary copy of the secret would be found here.
+    assert_demo_secret_kept(&lab, argv, &[&out, &again]);
     record(Row {
         id: "controller-killed",
         fault: "the controller dies during a first converge",
@@ -334,6 +364,7 @@ fn a_node_dying_mid_unpack_and_a_full_disk_leave_nothing_that_looks_installed() 
         "lab-worker-2",
         &format!("mount -t tmpfs -o size={mib}m,mode=755 sparkboot-full /opt"),
     );
+    let argv = ArgvSampler::start();
     let mut run = Command::new(BIN)
         .args(["converge", "--json", "--config"])
         .arg(&cfg)
@@ -411,6 +442,20 @@ fn a_node_dying_mid_unpack_and_a_full_disk_leave_nothing_that_looks_installed() 
         assert!(!opt.contains(".sparkboot-dl."), "{w}: leftovers: {opt}");
         assert!(in_node(&lab, w, "test -x /opt/spark/bin/spark-submit && echo ok").contains("ok"));
     }
+    // The cluster secret: never in argv or output, on the nodes only in spark-defaults.conf
+    // (root's, readable by the spark group), also after a node died mid-run.
+    let secret = std::fs::read_to_string(lab.path().join("state/faults/spark-auth-secret"))
+        .expect("the cluster's secret");
+    let secret = secret.trim();
+    assert!(secret.len() >= 32);
+    argv.assert_never_saw(secret);
+    assert_outputs_clean([&text(&out), &text(&again)], secret);
+    let files = assert_only_meant_files(
+        &lab.lab_dir(),
+        secret,
+        &[("/conf/spark-defaults.conf", 0o640)],
+    );
+    assert_eq!(files, 3, "one spark-defaults.conf per node");
     record(Row {
         id: "node-dies-mid-unpack",
         fault: "a worker dies while unpacking Spark; another's disk is full",
@@ -447,6 +492,7 @@ fn sshds_that_drop_connection_floods_still_see_every_host_converge() {
             1,
         );
     std::fs::write(lab.inventory(), inv).expect("jumped inventory");
+    let argv = ArgvSampler::start();
     let (doc, code, took, out) = converge(&lab, &cfg);
     assert_eq!(code, Some(0), "{out}");
     let all = hosts(&doc);
@@ -460,9 +506,10 @@ fn sshds_that_drop_connection_floods_still_see_every_host_converge() {
     let log = in_node(&lab, "lab-master", "cat /var/log/sshd-lab.log");
     assert_eq!(log.matches("Accepted publickey").count(), 2, "{log}");
     assert!(!log.contains("drop connection"), "{log}");
-    let (doc, code, _, out) = converge(&lab, &cfg);
-    assert_eq!(code, Some(0), "{out}");
-    assert!(hosts(&doc).iter().all(|h| h.1 == 0), "{out}");
+    let (doc, code, _, again) = converge(&lab, &cfg);
+    assert_eq!(code, Some(0), "{again}");
+    assert!(hosts(&doc).iter().all(|h| h.1 == 0), "{again}");
+    assert_demo_secret_kept(&lab, argv, &[&out, &again]);
     record(Row {
         id: "connection-floods",
         fault: "sshds that drop connection floods, 50 nodes",

@@ -11,6 +11,7 @@ mod harden;
 mod jump;
 mod lab;
 mod layout;
+mod leaks;
 mod reliability;
 mod security;
 mod spark;

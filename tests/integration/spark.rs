@@ -8,42 +8,7 @@ use std::path::Path;
 use std::process::Output;
 
 use crate::common::*;
-
-/// Collects the command line of every process on this machine (the lab nodes' too: their PID
-/// namespaces are nested in ours) every 20 ms until finished, to show that no secret ever
-/// travels in argv, where every user of a node can read it.
-struct ArgvSampler {
-    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
-    thread: std::thread::JoinHandle<std::collections::BTreeSet<String>>,
-}
-
-impl ArgvSampler {
-    fn start() -> ArgvSampler {
-        use std::sync::atomic::Ordering;
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut seen = std::collections::BTreeSet::new();
-            while !flag.load(Ordering::SeqCst) {
-                for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
-                    if let Ok(raw) = std::fs::read(entry.path().join("cmdline")) {
-                        if !raw.is_empty() {
-                            seen.insert(String::from_utf8_lossy(&raw).replace('\0', " "));
-                        }
-                    }
-                }
-                std::thread::sleep(std::time::Duration::from_millis(20));
-            }
-            seen
-        });
-        ArgvSampler { stop, thread }
-    }
-
-    fn finish(self) -> std::collections::BTreeSet<String> {
-        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
-        self.thread.join().expect("sampler")
-    }
-}
+use crate::leaks::ArgvSampler;
 
 struct Cluster {
     lab: Lab,

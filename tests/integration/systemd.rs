@@ -2,7 +2,7 @@
 //! on a debootstrapped Debian 12, as an EC2 instance boots its image): Java installed by apt,
 //! Spark under its systemd units, `status` without pidfiles, and the faults an operator meets
 //! there (a daemon killed, a daemon stopped by hand, sshd down, a worker dropped from the
-//! inventory). The built-in roles and the lab's own sparkboot.toml, as a user would run them.
+//! inventory, a node added, an archive that does not match its checksum). The built-in roles and the lab's own sparkboot.toml, as a user would run them.
 //! One test, because each step builds on the cluster the last left.
 
 use std::path::{Path, PathBuf};
@@ -289,10 +289,71 @@ fn systemd_nodes_run_spark_under_units_with_java_from_apt() {
             .map(Vec::len)
             == Some(1)
     });
+
+    // 7. Scale out on systemd: a new node (booted from the image, no Java) gets Java from apt,
+    //    Spark and its unit; worker 2, back in the inventory, starts again; three ALIVE.
+    let added = c.lab.lab(&["add"]);
+    assert!(added.status.success(), "{}", text(&added));
+    let grown = c.converge(&[]);
+    assert_converged(&grown, "scale out");
+    assert_eq!(host(&grown, "lab-worker-1")["changed"], 0, "{grown:#}");
+    assert!(
+        host(&grown, "lab-worker-3")["changed"].as_u64() >= Some(10),
+        "{grown:#}"
+    );
+    assert_eq!(
+        unit_state("lab-worker-3", "spark-worker"),
+        "active\nenabled"
+    );
+    assert_eq!(c.status().0, Some(0));
+
+    // 8. A wrong checksum (an upgrade whose archive does not match): every node fails with both
+    //    hashes, the installed Spark stays linked and its units keep running.
+    let good = std::fs::read_to_string(&c.config).expect("config");
+    let real = good
+        .lines()
+        .find_map(|l| l.strip_prefix("sha512 = "))
+        .map(|v| v.trim_matches('"').to_string())
+        .expect("pinned sha512");
+    let bad_config = c.lab.path().join("bad-sum.toml");
+    std::fs::write(
+        &bad_config,
+        good.replace(&real, &"0".repeat(128))
+            .replace(
+                "inventory = \"inventory.toml\"",
+                &format!("inventory = {:?}", c.lab.inventory()),
+            )
+            .replace(
+                "state_dir = \"state\"",
+                &format!("state_dir = {:?}", c.lab.lab_dir().join("state")),
+            ),
+    )
+    .expect("bad config");
+    let link = c.sh("lab-worker-1", "readlink /opt/spark");
+    let out = sparkboot([
+        "converge",
+        "--config",
+        bad_config.to_str().expect("utf-8"),
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    for h in json(&out)["hosts"].as_array().expect("hosts") {
+        let err = h["error"].as_str().unwrap_or_default();
+        assert!(
+            err.contains(&"0".repeat(128)) && err.contains(&real),
+            "both hashes: {h}"
+        );
+    }
+    assert_eq!(c.sh("lab-worker-1", "readlink /opt/spark"), link);
+    assert_eq!(c.status().0, Some(0), "the daemons kept running");
     assert_image_untouched();
 
-    // 7. Teardown leaves no process, cgroup or listener behind.
-    let addresses: Vec<String> = all.iter().map(|h| c.lab.address(h)).collect();
+    // 9. Teardown leaves no process, cgroup or listener behind.
+    let addresses: Vec<String> = all
+        .iter()
+        .chain(&["lab-worker-3"])
+        .map(|h| c.lab.address(h))
+        .collect();
     let down = c.lab.lab(&["down"]);
     assert!(down.status.success(), "{}", text(&down));
     for a in &addresses {

@@ -51,7 +51,14 @@ pub fn block_on<F: Future>(work: F) -> Result<F::Output, String> {
 
 /// The standard aws-config chains (env, profile, SSO, instance role), with `[aws]` pins.
 pub async fn sdk_config(region: Option<&str>, profile: Option<&str>) -> Result<SdkConfig, String> {
-    let mut loader = aws_config::defaults(BehaviorVersion::latest());
+    // The crates are built without their default HTTPS client (see Cargo.toml): every client
+    // and credential provider made from this config uses this one.
+    let https = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(https);
     if let Some(p) = profile {
         loader = loader.profile_name(p);
     }

@@ -147,6 +147,16 @@ impl Drop for Moto {
     }
 }
 
+/// The HTTP client the test's SDK clients use: the crates are built without a default one
+/// (Cargo.toml), so the tests configure the same rustls-on-ring client sparkboot does.
+pub fn http_client() -> aws_sdk_s3::config::SharedHttpClient {
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https()
+}
+
 /// The test's own SDK clients (explicit endpoint and keys, nothing from the environment).
 pub struct Aws {
     pub rt: tokio::runtime::Runtime,
@@ -164,24 +174,28 @@ impl Aws {
             .behavior_version(bv)
             .region(region.clone())
             .endpoint_url(endpoint)
+            .http_client(http_client())
             .credentials_provider(creds.clone())
             .build();
         let asg = aws_sdk_autoscaling::Config::builder()
             .behavior_version(bv)
             .region(region.clone())
             .endpoint_url(endpoint)
+            .http_client(http_client())
             .credentials_provider(creds.clone())
             .build();
         let sqs = aws_sdk_sqs::Config::builder()
             .behavior_version(bv)
             .region(region.clone())
             .endpoint_url(endpoint)
+            .http_client(http_client())
             .credentials_provider(creds.clone())
             .build();
         let s3 = aws_sdk_s3::Config::builder()
             .behavior_version(bv)
             .region(region)
             .endpoint_url(endpoint)
+            .http_client(http_client())
             .credentials_provider(creds)
             .force_path_style(true)
             .build();
