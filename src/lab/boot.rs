@@ -13,13 +13,11 @@
 //! and nspawn is told not to copy the host's resolv.conf, so nothing in a node reaches off the
 //! machine.
 
-use std::net::Ipv4Addr;
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitCode};
 
-use super::init::{sshd_dropin, NodeConfig};
+use super::init::{self, NodeConfig};
 use super::preflight::SYSTEM_PATH;
 use super::state::SystemdImage;
 use super::{cgroup, LabError};
@@ -56,7 +54,7 @@ pub fn run(
         text(node_dir, &node_dir.join(UPPER))?,
         text(node_dir, &node_dir.join(WORK))?
     );
-    super::init::mount(
+    init::mount(
         Some("overlay"),
         text(node_dir, &root)?,
         Some("overlay"),
@@ -128,118 +126,59 @@ fn text<'a>(node_dir: &Path, path: &'a Path) -> Result<&'a str, LabError> {
         })
 }
 
-/// Writes the node's identity into its (not yet booted) root.
+/// Writes the node's identity into its (not yet booted) root, with lab-init's own helpers.
 fn configure(root: &Path, config: &NodeConfig) -> Result<(), String> {
-    let write = |rel: &str, body: &str, mode: u32| -> Result<(), String> {
-        let path = root.join(rel);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
-        }
-        std::fs::write(&path, body).map_err(|e| format!("{}: {e}", path.display()))?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode))
-            .map_err(|e| format!("{}: {e}", path.display()))
+    let at = |rel: &str| root.join(rel);
+    let io = |what: &str| {
+        let what = what.to_string();
+        move |e: std::io::Error| format!("{what}: {e}")
     };
-    write("etc/hostname", &format!("{}\n", config.hostname), 0o644)?;
-    let hosts = std::fs::read_to_string(root.join("etc/hosts")).unwrap_or_default();
-    write(
-        "etc/hosts",
-        &hosts_with(&hosts, config.address, &config.hostname),
+    init::write_file(at("etc/hostname"), &format!("{}\n", config.hostname), 0o644)
+        .map_err(io("etc/hostname"))?;
+    init::add_hosts_line(&at("etc/hosts"), config.address, &config.hostname)
+        .map_err(io("etc/hosts"))?;
+    init::write_file(
+        at("etc/ssh/sshd_config.d/00-lab.conf"),
+        &init::sshd_dropin(config.address),
         0o644,
-    )?;
-    write(
-        "etc/ssh/sshd_config.d/00-lab.conf",
-        &sshd_dropin(config.address),
-        0o644,
-    )?;
-    host_keys(root, &config.hostname)?;
-    let key = format!("{}\n", config.authorized_key);
-    authorize(root, "root", &key, 0, 0)?;
-    let (uid, gid) = user_ids(root, "ec2-user")
+    )
+    .map_err(io("the sshd drop-in"))?;
+    init::host_keys(&at("etc/ssh"), &config.hostname)?;
+    init::authorize(&at("root"), &config.authorized_key, 0, 0).map_err(io("root's key"))?;
+    let (uid, gid) = init::user_ids(&at("etc/passwd"), "ec2-user")
         .ok_or("the image has no ec2-user; rebuild it with scripts/debian-rootfs")?;
-    authorize(root, "home/ec2-user", &key, uid, gid)
-}
-
-/// /etc/hosts with a line for the node's own name (sudo warns without one).
-fn hosts_with(hosts: &str, address: Ipv4Addr, hostname: &str) -> String {
-    let mut text = hosts.to_string();
-    if !text.is_empty() && !text.ends_with('\n') {
-        text.push('\n');
-    }
-    text.push_str(&format!("{address} {hostname}\n"));
-    text
-}
-
-/// Fresh ed25519 and ECDSA host keys for this node (the image ships none).
-fn host_keys(root: &Path, hostname: &str) -> Result<(), String> {
-    for (kind, bits) in [("ed25519", None), ("ecdsa", Some("256"))] {
-        let file = root.join(format!("etc/ssh/ssh_host_{kind}_key"));
-        let _ = std::fs::remove_file(&file);
-        let _ = std::fs::remove_file(file.with_extension("pub"));
-        let mut cmd = Command::new("ssh-keygen");
-        cmd.args(["-q", "-N", "", "-t", kind, "-C"])
-            .arg(format!("root@{hostname}"))
-            .arg("-f")
-            .arg(&file);
-        if let Some(bits) = bits {
-            cmd.args(["-b", bits]);
-        }
-        let status = cmd.status().map_err(|e| format!("ssh-keygen: {e}"))?;
-        if !status.success() {
-            return Err(format!(
-                "ssh-keygen for {} exited with {status}",
-                file.display()
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// A user's uid and gid from the image's /etc/passwd.
-fn user_ids(root: &Path, user: &str) -> Option<(u32, u32)> {
-    let passwd = std::fs::read_to_string(root.join("etc/passwd")).ok()?;
-    let line = passwd.lines().find(|l| l.split(':').next() == Some(user))?;
-    let fields: Vec<&str> = line.split(':').collect();
-    Some((fields.get(2)?.parse().ok()?, fields.get(3)?.parse().ok()?))
-}
-
-/// Installs `key` as the only authorised key below `home` (relative to the node's root).
-fn authorize(root: &Path, home: &str, key: &str, uid: u32, gid: u32) -> Result<(), String> {
-    let ssh: PathBuf = root.join(home).join(".ssh");
-    let file = ssh.join("authorized_keys");
-    let describe = |e: std::io::Error| format!("{}: {e}", ssh.display());
-    std::fs::create_dir_all(&ssh).map_err(describe)?;
-    std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o700)).map_err(describe)?;
-    std::fs::write(&file, key).map_err(describe)?;
-    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).map_err(describe)?;
-    std::os::unix::fs::chown(&ssh, Some(uid), Some(gid)).map_err(describe)?;
-    std::os::unix::fs::chown(&file, Some(uid), Some(gid)).map_err(describe)
+    init::authorize(&at("home/ec2-user"), &config.authorized_key, uid, gid)
+        .map_err(io("ec2-user's key"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::net::Ipv4Addr;
 
     #[test]
     fn hosts_gains_the_node_line_after_a_missing_newline() {
-        let text = hosts_with(
-            "127.0.0.1 localhost",
-            Ipv4Addr::new(127, 100, 0, 2),
-            "master",
+        let dir = tempfile::tempdir().unwrap();
+        let hosts = dir.path().join("hosts");
+        std::fs::write(&hosts, "127.0.0.1 localhost").unwrap();
+        init::add_hosts_line(&hosts, Ipv4Addr::new(127, 100, 0, 2), "master").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&hosts).unwrap(),
+            "127.0.0.1 localhost\n127.100.0.2 master\n"
         );
-        assert_eq!(text, "127.0.0.1 localhost\n127.100.0.2 master\n");
     }
 
     #[test]
     fn user_ids_come_from_the_image_passwd() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir_all(dir.path().join("etc")).unwrap();
+        let passwd = dir.path().join("passwd");
         std::fs::write(
-            dir.path().join("etc/passwd"),
+            &passwd,
             "root:x:0:0::/root:/bin/bash\nec2-user:x:1000:1001::/home/ec2-user:/bin/bash\n",
         )
         .unwrap();
-        assert_eq!(user_ids(dir.path(), "ec2-user"), Some((1000, 1001)));
-        assert_eq!(user_ids(dir.path(), "ec2"), None);
+        assert_eq!(init::user_ids(&passwd, "ec2-user"), Some((1000, 1001)));
+        assert_eq!(init::user_ids(&passwd, "ec2"), None);
     }
 
     #[test]

@@ -15,7 +15,7 @@
 use std::ffi::CString;
 use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, ExitCode};
 use std::time::Duration;
 
@@ -134,7 +134,8 @@ fn setup(node_dir: &Path, config: &NodeConfig) -> Result<(), LabError> {
     make_dir("/run/sshd", 0o755).map_err(err("create /run/sshd"))?;
     make_dir("/run/lock", 0o1777).map_err(err("create /run/lock"))?;
 
-    host_keys(&config.hostname).map_err(|e| fail(node_dir, "generate SSH host keys", e))?;
+    host_keys(Path::new("/etc/ssh"), &config.hostname)
+        .map_err(|e| fail(node_dir, "generate SSH host keys", e))?;
     write_file(
         "/etc/ssh/sshd_config.d/00-lab.conf",
         &sshd_dropin(config.address),
@@ -143,7 +144,8 @@ fn setup(node_dir: &Path, config: &NodeConfig) -> Result<(), LabError> {
     .map_err(err("write the sshd drop-in"))?;
     write_file("/etc/hostname", &format!("{}\n", config.hostname), 0o644)
         .map_err(err("write /etc/hostname"))?;
-    add_hosts_line(config.address, &config.hostname).map_err(err("update /etc/hosts"))?;
+    add_hosts_line(Path::new("/etc/hosts"), config.address, &config.hostname)
+        .map_err(err("update /etc/hosts"))?;
     let (uid, gid) = ensure_ec2_user().map_err(|e| fail(node_dir, "create ec2-user", e))?;
     write_file(
         "/etc/sudoers.d/ec2-user",
@@ -163,7 +165,7 @@ fn setup(node_dir: &Path, config: &NodeConfig) -> Result<(), LabError> {
 
     run_tool(Command::new("/usr/sbin/sshd").args(["-E", SSHD_LOG]))
         .map_err(|e| fail(node_dir, "start sshd", e))?;
-    write_file(&format!("{STAGING}/{READY_FILE}"), "ready\n", 0o644)
+    write_file(format!("{STAGING}/{READY_FILE}"), "ready\n", 0o644)
         .map_err(err("write the ready marker"))?;
     // The node no longer needs its dir; detaching it keeps node users from seeing the uppers.
     unmount_detach(STAGING);
@@ -186,10 +188,11 @@ pub fn sshd_dropin(address: Ipv4Addr) -> String {
     )
 }
 
-/// Replaces the host's keys (seen through the overlay) with the node's own: ed25519 and ECDSA
-/// only, since RSA generation is slow enough to matter with 50 nodes.
-fn host_keys(hostname: &str) -> Result<(), String> {
-    let entries = std::fs::read_dir("/etc/ssh").map_err(|e| format!("/etc/ssh: {e}"))?;
+/// Replaces the keys in `ssh_dir` (a plain node sees the host's through its overlay) with the
+/// node's own: ed25519 and ECDSA only, since RSA generation is slow enough to matter with 50
+/// nodes.
+pub(super) fn host_keys(ssh_dir: &Path, hostname: &str) -> Result<(), String> {
+    let entries = std::fs::read_dir(ssh_dir).map_err(|e| format!("{}: {e}", ssh_dir.display()))?;
     for entry in entries.flatten() {
         if entry.file_name().to_string_lossy().starts_with("ssh_host_") {
             std::fs::remove_file(entry.path())
@@ -201,7 +204,7 @@ fn host_keys(hostname: &str) -> Result<(), String> {
         cmd.args(["-q", "-N", "", "-t", kind, "-C"])
             .arg(format!("root@{hostname}"))
             .arg("-f")
-            .arg(format!("/etc/ssh/ssh_host_{kind}_key"));
+            .arg(ssh_dir.join(format!("ssh_host_{kind}_key")));
         if let Some(bits) = bits {
             cmd.args(["-b", bits]);
         }
@@ -212,12 +215,7 @@ fn host_keys(hostname: &str) -> Result<(), String> {
 
 /// Creates ec2-user (home from /etc/skel) unless the host already has one; returns uid and gid.
 fn ensure_ec2_user() -> Result<(u32, u32), String> {
-    let find = || -> Option<(u32, u32)> {
-        let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-        let line = passwd.lines().find(|l| l.starts_with("ec2-user:"))?;
-        let fields: Vec<&str> = line.split(':').collect();
-        Some((fields.get(2)?.parse().ok()?, fields.get(3)?.parse().ok()?))
-    };
+    let find = || user_ids(Path::new("/etc/passwd"), "ec2-user");
     if find().is_none() {
         run_tool(Command::new("useradd").args(["-m", "-s", "/bin/bash", "-p", "*", "ec2-user"]))?;
     }
@@ -230,8 +228,16 @@ fn ensure_ec2_user() -> Result<(u32, u32), String> {
     Ok((uid, gid))
 }
 
+/// A user's uid and gid from a passwd file.
+pub(super) fn user_ids(passwd: &Path, user: &str) -> Option<(u32, u32)> {
+    let passwd = std::fs::read_to_string(passwd).ok()?;
+    let line = passwd.lines().find(|l| l.split(':').next() == Some(user))?;
+    let fields: Vec<&str> = line.split(':').collect();
+    Some((fields.get(2)?.parse().ok()?, fields.get(3)?.parse().ok()?))
+}
+
 /// Installs `key` as the only authorised key of the user whose home is `home`.
-fn authorize(home: &Path, key: &str, uid: u32, gid: u32) -> std::io::Result<()> {
+pub(super) fn authorize(home: &Path, key: &str, uid: u32, gid: u32) -> std::io::Result<()> {
     let ssh = home.join(".ssh");
     std::fs::create_dir_all(&ssh)?;
     std::fs::set_permissions(&ssh, std::fs::Permissions::from_mode(0o700))?;
@@ -243,8 +249,12 @@ fn authorize(home: &Path, key: &str, uid: u32, gid: u32) -> std::io::Result<()> 
 }
 
 /// Lets the node resolve its own hostname (sudo warns otherwise).
-fn add_hosts_line(address: Ipv4Addr, hostname: &str) -> std::io::Result<()> {
-    let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+pub(super) fn add_hosts_line(
+    file: &Path,
+    address: Ipv4Addr,
+    hostname: &str,
+) -> std::io::Result<()> {
+    let hosts = std::fs::read_to_string(file).unwrap_or_default();
     let known = hosts.lines().any(|l| {
         l.split_whitespace().next() == Some(&address.to_string())
             && l.split_whitespace().any(|w| w == hostname)
@@ -255,7 +265,7 @@ fn add_hosts_line(address: Ipv4Addr, hostname: &str) -> std::io::Result<()> {
         } else {
             "\n"
         };
-        std::fs::write("/etc/hosts", format!("{hosts}{sep}{address} {hostname}\n"))?;
+        std::fs::write(file, format!("{hosts}{sep}{address} {hostname}\n"))?;
     }
     Ok(())
 }
@@ -296,8 +306,9 @@ fn make_dir(path: &str, mode: u32) -> std::io::Result<()> {
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
 }
 
-fn write_file(path: &str, text: &str, mode: u32) -> std::io::Result<()> {
-    if let Some(parent) = PathBuf::from(path).parent() {
+pub(super) fn write_file(path: impl AsRef<Path>, text: &str, mode: u32) -> std::io::Result<()> {
+    let path = path.as_ref();
+    if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
     std::fs::write(path, text)?;

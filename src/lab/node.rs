@@ -57,14 +57,11 @@ fn prepare(
         // Left by an interrupted command: end any stray process still using it first.
         teardown(paths, None, &spec.name)?;
     }
-    let (overlays, fresh): (Vec<String>, Vec<(&str, u32)>) = if image.is_some() {
-        let dirs = [boot::UPPER, boot::WORK, boot::ROOT_DIR];
-        (Vec::new(), dirs.iter().map(|d| (*d, 0o755)).collect())
+    let systemd_dirs = [boot::UPPER, boot::WORK, boot::ROOT_DIR].map(|d| (d, 0o755));
+    let (overlays, fresh): (&[&str], &[(&str, u32)]) = if image.is_some() {
+        (&[], &systemd_dirs)
     } else {
-        (
-            OVERLAYS.iter().map(|n| n.to_string()).collect(),
-            FRESH.to_vec(),
-        )
+        (&OVERLAYS, &FRESH)
     };
     for name in overlays {
         for suffix in ["upper", "work"] {
@@ -72,7 +69,7 @@ fn prepare(
             std::fs::create_dir_all(&sub).map_err(|e| LabError::io("create", &sub, e))?;
         }
     }
-    for (name, mode) in fresh {
+    for &(name, mode) in fresh {
         let sub = dir.join(name);
         std::fs::create_dir_all(&sub).map_err(|e| LabError::io("create", &sub, e))?;
         std::fs::set_permissions(&sub, std::fs::Permissions::from_mode(mode))

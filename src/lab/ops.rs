@@ -204,7 +204,21 @@ pub fn down(paths: &LabPaths) -> Result<ExitCode, LabError> {
     for n in &nodes {
         targets.extend(node::processes_recorded(paths, n));
     }
-    for stray in stray_processes(paths) {
+    // A node dir without a state entry (an interrupted `lab up`): its container's processes are
+    // found through its node.json and cgroup, which stray_processes cannot see.
+    let unrecorded: Vec<String> = std::fs::read_dir(paths.nodes())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| !nodes.iter().any(|n| &n.name == name))
+        .collect();
+    let strays = stray_processes(paths).into_iter().chain(
+        unrecorded
+            .iter()
+            .flat_map(|name| node::processes(paths, None, name)),
+    );
+    for stray in strays {
         if !targets.iter().any(|(p, _)| *p == stray.0) {
             targets.push(stray);
         }
@@ -212,6 +226,9 @@ pub fn down(paths: &LabPaths) -> Result<ExitCode, LabError> {
     node::end_processes(&targets)?;
     for n in &nodes {
         node::remove_cgroup(paths, Some(n), &n.name)?;
+    }
+    for name in &unrecorded {
+        node::remove_cgroup(paths, None, name)?;
     }
     if let Some(server) = state.as_ref().and_then(|s| s.spark.as_ref()) {
         http::stop_server(server)?;

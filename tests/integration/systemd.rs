@@ -57,6 +57,13 @@ fn assert_converged(doc: &serde_json::Value, what: &str) {
     }
 }
 
+/// True when no host of a converge report changed anything.
+fn changed_nothing(doc: &serde_json::Value) -> bool {
+    counts(doc)
+        .iter()
+        .all(|(_, _, changed, _, _)| *changed == 0)
+}
+
 fn running(status: &serde_json::Value, node: &str) -> bool {
     status["nodes"]
         .as_array()
@@ -154,12 +161,7 @@ fn systemd_nodes_run_spark_under_units_with_java_from_apt() {
     let master_pid = main_pid("lab-master", "spark-master");
     let second = c.converge(&[]);
     assert_converged(&second, "no-op");
-    assert!(
-        counts(&second)
-            .iter()
-            .all(|(_, _, changed, _, _)| *changed == 0),
-        "{second:#}"
-    );
+    assert!(changed_nothing(&second), "{second:#}");
     assert_eq!(main_pid("lab-master", "spark-master"), master_pid);
 
     // 3. A worker daemon stopped by hand: status sees it (no pidfile to go stale), converge
@@ -218,9 +220,7 @@ fn systemd_nodes_run_spark_under_units_with_java_from_apt() {
     let after_kill = c.converge(&[]);
     assert_converged(&after_kill, "after the master was killed");
     assert!(
-        counts(&after_kill)
-            .iter()
-            .all(|(_, _, changed, _, _)| *changed == 0),
+        changed_nothing(&after_kill),
         "systemd had already restarted it: {after_kill:#}"
     );
     wait_for("both workers ALIVE at the new master", 60, || {
@@ -252,12 +252,7 @@ fn systemd_nodes_run_spark_under_units_with_java_from_apt() {
     assert!(c.lab.lab(&["start", "lab-worker-1"]).status.success());
     let healed = c.converge(&[]);
     assert_converged(&healed, "after sshd came back");
-    assert!(
-        counts(&healed)
-            .iter()
-            .all(|(_, _, changed, _, _)| *changed == 0),
-        "{healed:#}"
-    );
+    assert!(changed_nothing(&healed), "{healed:#}");
 
     // 6. Scale in: the inventory drops worker 2; converge stops its unit (the node stays up).
     let inventory = std::fs::read_to_string(c.lab.inventory()).expect("inventory");
