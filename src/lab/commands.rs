@@ -31,6 +31,14 @@ fn create_nodes(
     }
     let image = state.systemd.clone();
     let image = image.as_ref();
+    if image.is_some() {
+        let nodes = state.nodes.len() + specs.len();
+        if let Some((old, new)) = preflight::ensure_inotify_instances(nodes)? {
+            eprintln!(
+                "lab: raised fs.inotify.max_user_instances from {old} to {new} for {nodes} systemd nodes (each booted systemd holds 7)"
+            );
+        }
+    }
     let results: Vec<Result<Started, LabError>> = std::thread::scope(|scope| {
         let handles: Vec<_> = specs
             .iter()
@@ -54,7 +62,10 @@ fn create_nodes(
     }
     state.save(paths)?;
     if failure.is_none() {
-        let secs = 30 + specs.len() as u64;
+        // A systemd node boots a whole init (journald, tmpfiles, sshd) before it answers: many
+        // booting at once on two cores share them, so each one adds more to the wait.
+        let per_node = if image.is_some() { 3 } else { 1 };
+        let secs = 30 + per_node * specs.len() as u64;
         let deadline = Instant::now() + Duration::from_secs(secs);
         let ready: Vec<Result<(), LabError>> = std::thread::scope(|scope| {
             let handles: Vec<_> = started

@@ -40,6 +40,9 @@ use thiserror::Error;
 use crate::cli::{LabArgs, LabCommand};
 use crate::error::Error;
 
+/// The kernel's per-user limit on inotify instances, which booted systemd nodes use up.
+pub const INOTIFY_INSTANCES: &str = "/proc/sys/fs/inotify/max_user_instances";
+
 /// Every way a lab command can fail, each rendered as one sentence naming the node, file or
 /// field and saying what to install or change.
 #[derive(Debug, Error)]
@@ -115,6 +118,13 @@ pub enum LabError {
     CgroupLeft { name: String, group: PathBuf },
     #[error("the systemd flavour needs {what}: {fix}")]
     SystemdImage { what: String, fix: String },
+    #[error("{nodes} systemd nodes need about {needed} inotify instances per user (each booted systemd holds 7) but fs.inotify.max_user_instances is {current}, and raising it failed ({reason}); run `sysctl -w fs.inotify.max_user_instances={needed}` as root, or start fewer nodes")]
+    InotifyLimit {
+        nodes: usize,
+        current: u64,
+        needed: u64,
+        reason: String,
+    },
     #[error("the lab in this dir was created {existing}; `lab up` {requested} cannot change that: run `sparkboot lab down` first, or use another --dir")]
     FlavourMismatch {
         existing: &'static str,

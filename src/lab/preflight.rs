@@ -88,6 +88,39 @@ pub fn require_node_tools() -> Result<Tools, LabError> {
     Ok(Tools { unshare, nsenter })
 }
 
+/// Inotify instances a lab of `nodes` systemd nodes needs under the kernel's per-user limit:
+/// each booted container holds 7 (systemd 5, dbus and logind one each; measured), all as host
+/// root, and the host's own processes and other labs need room too.
+pub fn inotify_instances_needed(nodes: usize) -> u64 {
+    128 + 8 * nodes as u64
+}
+
+/// Raises the per-user inotify instance limit when it is too low for `nodes` systemd nodes;
+/// returns the old and new values when it did. Past the limit a container's systemd cannot
+/// watch its units and its boot stalls before sshd starts (found with 50 nodes: Debian's
+/// default of 128 lasts about 17 containers).
+pub fn ensure_inotify_instances(nodes: usize) -> Result<Option<(u64, u64)>, LabError> {
+    let needed = inotify_instances_needed(nodes);
+    let limit_error = |current: u64, reason: String| LabError::InotifyLimit {
+        nodes,
+        current,
+        needed,
+        reason,
+    };
+    let text = std::fs::read_to_string(super::INOTIFY_INSTANCES)
+        .map_err(|e| limit_error(0, format!("reading it: {e}")))?;
+    let current: u64 = text
+        .trim()
+        .parse()
+        .map_err(|_| limit_error(0, format!("it holds {:?}", text.trim())))?;
+    if current >= needed {
+        return Ok(None);
+    }
+    std::fs::write(super::INOTIFY_INSTANCES, needed.to_string())
+        .map_err(|e| limit_error(current, e.to_string()))?;
+    Ok(Some((current, needed)))
+}
+
 /// What `lab stop` / `lab start` need: root and nsenter.
 pub fn require_nsenter() -> Result<PathBuf, LabError> {
     require_root()?;
@@ -195,6 +228,14 @@ pub fn require_systemd_image(rootfs: Option<&Path>) -> Result<SystemdImage, LabE
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn inotify_room_grows_with_the_systemd_nodes() {
+        // 7 per booted container (measured), plus the default 128 for everything else.
+        assert_eq!(inotify_instances_needed(0), 128);
+        assert!(inotify_instances_needed(50) >= 128 + 7 * 50);
+        assert!(inotify_instances_needed(17) > 128);
+    }
 
     #[test]
     fn only_loopback_addresses_pass() {

@@ -4,7 +4,8 @@
 //! blocks the next run; and a no-op run takes no lock at all (still one command per host).
 //!
 //! The fixture role `demo` plus a role whose one step takes 10 s, so a run is reliably in
-//! progress while the second one starts. Lab 127.164.0.0/16.
+//! progress while the second one starts. Plain nodes (lab 127.164.0.0/16) and systemd nodes
+//! (127.192.0.0/16).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -108,7 +109,16 @@ fn total_changed(out: &std::process::Output) -> u64 {
 
 #[test]
 fn a_second_run_waits_or_refuses_and_a_dead_holder_never_blocks() {
-    let lab = Lab::up(164, 2);
+    two_runs(Flavour::Plain, 164);
+}
+
+#[test]
+fn systemd_second_run_waits_or_refuses_and_a_dead_holder_never_blocks() {
+    two_runs(Flavour::Systemd, 192);
+}
+
+fn two_runs(flavour: Flavour, slot: u8) {
+    let lab = Lab::up_as(flavour, slot, 2, false);
     let cfg = config(&lab);
 
     // 1. A second run while the first holds the lock: one sentence naming the holder, exit 6,
@@ -158,7 +168,7 @@ fn a_second_run_waits_or_refuses_and_a_dead_holder_never_blocks() {
         waited > Duration::from_secs(3),
         "it did not wait: {waited:?}"
     );
-    crate::reliability::record(crate::reliability::Row {
+    crate::reliability::record_on(flavour, crate::reliability::Row {
         id: "two-runs",
         fault: "two runs against one cluster at once",
         injected: "a second converge while the first holds the cluster lock",

@@ -64,6 +64,36 @@ pub fn exec_stdout(out: &Output, host: &str, script: &str) -> String {
     h["stdout"].as_str().unwrap_or_default().to_string()
 }
 
+/// The two kinds of lab node: plain (sshd as the init of a namespace) and systemd (systemd as
+/// PID 1 in a container, as on an EC2 instance). A fault case that does not depend on the init
+/// system runs on both.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavour {
+    Plain,
+    Systemd,
+}
+
+impl Flavour {
+    pub fn name(self) -> &'static str {
+        match self {
+            Flavour::Plain => "plain",
+            Flavour::Systemd => "systemd",
+        }
+    }
+
+    /// The path, relative to a node dir, of the host-side file holding the node's `path`
+    /// (an absolute path under /opt): the upper layer of its overlay.
+    pub fn upper(self, path: &str) -> String {
+        match self {
+            Flavour::Plain => format!(
+                "fs/opt.upper/{}",
+                path.strip_prefix("/opt/").expect("a path under /opt")
+            ),
+            Flavour::Systemd => format!("fs/root.upper{path}"),
+        }
+    }
+}
+
 /// A lab that is torn down when dropped, even when the test fails.
 pub struct Lab {
     pub dir: tempfile::TempDir,
@@ -86,6 +116,18 @@ impl Lab {
     /// Spark server.
     pub fn up_systemd(slot: u8, workers: usize) -> Lab {
         Lab::start(slot, workers, &["--systemd"])
+    }
+
+    /// A lab of the given flavour, with or without the Spark server.
+    pub fn up_as(flavour: Flavour, slot: u8, workers: usize, spark: bool) -> Lab {
+        let mut extra = Vec::new();
+        if flavour == Flavour::Systemd {
+            extra.push("--systemd");
+        }
+        if !spark {
+            extra.push("--no-spark");
+        }
+        Lab::start(slot, workers, &extra)
     }
 
     fn start(slot: u8, workers: usize, extra: &[&str]) -> Lab {
@@ -166,6 +208,52 @@ impl Lab {
 
     pub fn path(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The host PID of the process that is PID 1 inside node `name`: the lab's init for a
+    /// plain node, the container's systemd for a systemd one (lab-init runs systemd-nspawn,
+    /// whose only child is the container's init).
+    pub fn node_init(&self, name: &str) -> u32 {
+        let state: Value = serde_json::from_str(
+            &std::fs::read_to_string(self.lab_dir().join("state.json")).expect("lab state.json"),
+        )
+        .expect("state.json");
+        let node = state["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .find(|n| n["name"] == name)
+            .unwrap_or_else(|| panic!("{name} is not in the lab's state.json"))
+            .clone();
+        let init = node["init_pid"].as_u64().expect("node init pid") as u32;
+        if node["systemd"] != true {
+            return init;
+        }
+        let child = |pid: u32| {
+            std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"))
+                .ok()
+                .and_then(|c| c.split_whitespace().next().and_then(|p| p.parse().ok()))
+                .unwrap_or_else(|| panic!("{name}: no child of PID {pid}"))
+        };
+        child(child(init))
+    }
+
+    /// Runs `script` inside node `name`'s PID and mount namespaces, from the host (so it works
+    /// while the node's sshd is stopped or paused), and returns its stdout.
+    pub fn in_node(&self, name: &str, script: &str) -> String {
+        let init = self.node_init(name);
+        let out = Command::new("nsenter")
+            .args(["--target", &init.to_string(), "--pid", "--mount", "--"])
+            .args(["sh", "-c", script])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("nsenter");
+        assert!(
+            out.status.success(),
+            "`{script}` in {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     pub fn lab_dir(&self) -> PathBuf {

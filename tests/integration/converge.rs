@@ -117,7 +117,18 @@ fn a_config_change_restarts_the_daemon_once_and_check_mode_writes_nothing() {
 
 #[test]
 fn a_changed_host_key_fails_only_that_host() {
-    let lab = Lab::up(123, 2);
+    changed_host_key(Flavour::Plain, 123);
+}
+
+#[test]
+fn systemd_changed_host_key_fails_only_that_host() {
+    changed_host_key(Flavour::Systemd, 191);
+}
+
+/// A node rebuilt at a known address (on systemd nodes: a new container from the image, as a
+/// replaced instance that reuses a private IP).
+fn changed_host_key(flavour: Flavour, slot: u8) {
+    let lab = Lab::up_as(flavour, slot, 2, false);
     let cfg = lab.config(
         "sparkboot.toml",
         "roles = [\"demo\"]\n[vars]\ndemo_secret = \"first-secret-0123456789\"\n",
@@ -180,7 +191,7 @@ fn a_changed_host_key_fails_only_that_host() {
     let known = std::fs::read_to_string(lab.path().join("state/sparkboot/known_hosts"))
         .expect("known_hosts");
     assert_eq!(known.lines().count(), 3, "one line per host: {known}");
-    crate::reliability::record(crate::reliability::Row {
+    crate::reliability::record_on(flavour, crate::reliability::Row {
         id: "host-key-changed",
         fault: "a node rebuilt at a known address",
         injected: "`lab remove` + `lab add` at the same address (new host keys)",
@@ -190,7 +201,7 @@ fn a_changed_host_key_fails_only_that_host() {
         rerun: "refused again until `known-hosts forget`; then recorded the new key and converged",
         took,
     });
-    let nothing = lab.run("known-hosts", &cfg, &["forget", "127.123.9.9"]);
+    let nothing = lab.run("known-hosts", &cfg, &["forget", &format!("127.{slot}.9.9")]);
     assert_eq!(nothing.status.code(), Some(1), "{}", text(&nothing));
 }
 

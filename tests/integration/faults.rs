@@ -3,7 +3,10 @@
 //! the rest of the cluster shows, and what a re-run changes. Each case records its row of the
 //! README's reliability table (see reliability.rs). The fixture role `demo` stands in for the
 //! Spark roles where the fault is about the engine; the Spark cases are in spark.rs.
-//! Labs 127.165-170.0.0/16 and 127.182.0.0/16.
+//! Every case that does not depend on the init system runs twice: on plain lab nodes and on
+//! nodes that boot systemd (`lab up --systemd`, as an EC2 instance does); one row each in the
+//! table, naming both. Labs 127.165-170.0.0/16 and 127.182.0.0/16 (plain), 127.184-190.0.0/16
+//! (systemd).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -13,7 +16,7 @@ use serde_json::Value;
 
 use crate::common::*;
 use crate::leaks::{assert_only_meant_files, assert_outputs_clean, ArgvSampler};
-use crate::reliability::{record, Row};
+use crate::reliability::{record_on, Row};
 
 const DEMO: &str = "roles = [\"demo\"]\n[vars]\ndemo_secret = \"fault-secret-0123456789\"\n";
 const DEMO_SECRET: &str = "fault-secret-0123456789";
@@ -21,14 +24,11 @@ const DEMO_SECRET: &str = "fault-secret-0123456789";
 /// What every demo case ends with (see leaks.rs): while the fault played out, the demo role's
 /// secret was in no process's argv and in none of sparkboot's outputs, and on the nodes it is
 /// only in the file the role writes, with the role's 0600.
-fn assert_demo_secret_kept(lab: &Lab, argv: ArgvSampler, outputs: &[&String]) {
+fn assert_demo_secret_kept(lab: &Lab, flavour: Flavour, argv: ArgvSampler, outputs: &[&String]) {
     argv.assert_never_saw(DEMO_SECRET);
     assert_outputs_clean(outputs.iter().copied(), DEMO_SECRET);
-    let files = assert_only_meant_files(
-        &lab.lab_dir(),
-        DEMO_SECRET,
-        &[("fs/opt.upper/demo/secret", 0o600)],
-    );
+    let file = flavour.upper("/opt/demo/secret");
+    let files = assert_only_meant_files(&lab.lab_dir(), DEMO_SECRET, &[(&file, 0o600)]);
     assert!(files >= 1, "no node holds the demo secret at all");
 }
 
@@ -50,42 +50,10 @@ fn hosts(doc: &Value) -> Vec<(String, u64, u64, u64, String)> {
         .collect()
 }
 
-/// Runs `script` inside a lab node's PID and mount namespaces, from the host (so it works while
-/// the node's sshd is stopped or paused), and returns its stdout.
-fn in_node(lab: &Lab, node: &str, script: &str) -> String {
-    let state: Value = serde_json::from_str(
-        &std::fs::read_to_string(lab.lab_dir().join("state.json")).expect("lab state.json"),
-    )
-    .expect("state.json");
-    let init = state["nodes"]
-        .as_array()
-        .expect("nodes")
-        .iter()
-        .find(|n| n["name"] == node)
-        .and_then(|n| n["init_pid"].as_u64())
-        .expect("node init pid");
-    let out = Command::new("nsenter")
-        .args(["--target", &init.to_string(), "--pid", "--mount", "--"])
-        .args(["sh", "-c", script])
-        .stdin(Stdio::null())
-        .output()
-        .expect("nsenter");
-    assert!(
-        out.status.success(),
-        "`{script}` in {node}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Sends `signal` to a lab node's sshd listener: SIGSTOP makes a port whose connections the
 /// kernel accepts but nobody answers.
 fn signal_sshd(lab: &Lab, node: &str, signal: &str) {
-    in_node(
-        lab,
-        node,
-        &format!("kill {signal} \"$(cat /run/sshd.pid)\""),
-    );
+    lab.in_node(node, &format!("kill {signal} \"$(cat /run/sshd.pid)\""));
 }
 
 fn converge(lab: &Lab, cfg: &Path) -> (Value, Option<i32>, Duration, String) {
@@ -133,7 +101,16 @@ fn rerun_fixes_only(lab: &Lab, cfg: &Path, bad: &str) -> String {
 
 #[test]
 fn a_worker_with_sshd_stopped_is_unreachable_and_the_rest_converge() {
-    let lab = Lab::up(165, 2);
+    sshd_stopped(Flavour::Plain, 165);
+}
+
+#[test]
+fn systemd_worker_with_sshd_stopped_is_unreachable_and_the_rest_converge() {
+    sshd_stopped(Flavour::Systemd, 184);
+}
+
+fn sshd_stopped(flavour: Flavour, slot: u8) {
+    let lab = Lab::up_as(flavour, slot, 2, false);
     let cfg = lab.config(
         "sparkboot.toml",
         &format!("{DEMO}[ssh]\nconnect_timeout_secs = 3\nretry_deadline_secs = 4\n"),
@@ -147,23 +124,35 @@ fn a_worker_with_sshd_stopped_is_unreachable_and_the_rest_converge() {
     assert!(took < Duration::from_secs(30), "{took:?}");
     assert!(lab.lab(&["start", "lab-worker-1"]).status.success());
     let rerun = rerun_fixes_only(&lab, &cfg, "lab-worker-1");
-    assert_demo_secret_kept(&lab, argv, &[&out, &rerun]);
-    record(Row {
-        id: "sshd-stopped",
-        fault: "a worker's sshd stopped before the run",
-        injected: "`lab stop` (connection refused)",
-        exit: code,
-        failed_host:
-            "unreachable, \"connection refused\" after the 4 s retry deadline; nothing changed",
-        rest: "converged",
-        rerun: "after `lab start`: that worker converged, the others changed nothing",
-        took,
-    });
+    assert_demo_secret_kept(&lab, flavour, argv, &[&out, &rerun]);
+    record_on(
+        flavour,
+        Row {
+            id: "sshd-stopped",
+            fault: "a worker's sshd stopped before the run",
+            injected: "`lab stop` (connection refused)",
+            exit: code,
+            failed_host:
+                "unreachable, \"connection refused\" after the 4 s retry deadline; nothing changed",
+            rest: "converged",
+            rerun: "after `lab start`: that worker converged, the others changed nothing",
+            took,
+        },
+    );
 }
 
 #[test]
 fn a_port_that_accepts_but_never_answers_costs_one_connect_timeout() {
-    let lab = Lab::up(166, 2);
+    silent_port(Flavour::Plain, 166);
+}
+
+#[test]
+fn systemd_port_that_accepts_but_never_answers_costs_one_connect_timeout() {
+    silent_port(Flavour::Systemd, 185);
+}
+
+fn silent_port(flavour: Flavour, slot: u8) {
+    let lab = Lab::up_as(flavour, slot, 2, false);
     let cfg = lab.config(
         "sparkboot.toml",
         &format!("{DEMO}[ssh]\nconnect_timeout_secs = 3\nretry_deadline_secs = 4\n"),
@@ -181,22 +170,34 @@ fn a_port_that_accepts_but_never_answers_costs_one_connect_timeout() {
     // Connect timeout (3 s) per attempt within the retry deadline (4 s): never a hang.
     assert!(took < Duration::from_secs(25), "{took:?}: {out}");
     let rerun = rerun_fixes_only(&lab, &cfg, "lab-worker-2");
-    assert_demo_secret_kept(&lab, argv, &[&out, &rerun]);
-    record(Row {
-        id: "sshd-silent",
-        fault: "a worker's port accepts but never answers",
-        injected: "its sshd SIGSTOPped (the kernel still accepts)",
-        exit: code,
-        failed_host: "unreachable, the handshake timeout named; nothing changed",
-        rest: "converged",
-        rerun: "after SIGCONT: that worker converged, the others changed nothing",
-        took,
-    });
+    assert_demo_secret_kept(&lab, flavour, argv, &[&out, &rerun]);
+    record_on(
+        flavour,
+        Row {
+            id: "sshd-silent",
+            fault: "a worker's port accepts but never answers",
+            injected: "its sshd SIGSTOPped (the kernel still accepts)",
+            exit: code,
+            failed_host: "unreachable, the handshake timeout named; nothing changed",
+            rest: "converged",
+            rerun: "after SIGCONT: that worker converged, the others changed nothing",
+            took,
+        },
+    );
 }
 
 #[test]
 fn a_node_that_hangs_mid_run_fails_on_the_command_timeout() {
-    let lab = Lab::up(167, 2);
+    node_hangs(Flavour::Plain, 167);
+}
+
+#[test]
+fn systemd_node_that_hangs_mid_run_fails_on_the_command_timeout() {
+    node_hangs(Flavour::Systemd, 186);
+}
+
+fn node_hangs(flavour: Flavour, slot: u8) {
+    let lab = Lab::up_as(flavour, slot, 2, false);
     // The first step on lab-worker-1 stops its own sshd session process: the channel stays
     // open and silent, as with a node that froze mid-run.
     let dir = lab.path().join("roles");
@@ -241,17 +242,20 @@ fn a_node_that_hangs_mid_run_fails_on_the_command_timeout() {
         took < Duration::from_secs(15),
         "no hung controller: {took:?}"
     );
-    assert_demo_secret_kept(&lab, argv, &[&out]);
-    record(Row {
-        id: "node-hangs",
-        fault: "a node freezes in the middle of a step",
-        injected: "the step stops its own sshd session (SIGSTOP)",
-        exit: code,
-        failed_host: "failed at the 5 s command timeout, which the error names",
-        rest: "converged, unaffected",
-        rerun: "(the frozen session is the node's; a re-run opens a new one)",
-        took,
-    });
+    assert_demo_secret_kept(&lab, flavour, argv, &[&out]);
+    record_on(
+        flavour,
+        Row {
+            id: "node-hangs",
+            fault: "a node freezes in the middle of a step",
+            injected: "the step stops its own sshd session (SIGSTOP)",
+            exit: code,
+            failed_host: "failed at the 5 s command timeout, which the error names",
+            rest: "converged, unaffected",
+            rerun: "(the frozen session is the node's; a re-run opens a new one)",
+            took,
+        },
+    );
 }
 
 /// Files a step leaves while it works, that a finished run must never leave behind.
@@ -259,7 +263,16 @@ const LEFTOVERS: &str = "find /opt /etc /root /home /var/lib /tmp -xdev \\( -nam
 
 #[test]
 fn a_controller_killed_at_any_point_leaves_a_cluster_the_next_run_completes() {
-    let lab = Lab::up(168, 2);
+    controller_killed(Flavour::Plain, 168);
+}
+
+#[test]
+fn systemd_controller_killed_at_any_point_leaves_a_cluster_the_next_run_completes() {
+    controller_killed(Flavour::Systemd, 187);
+}
+
+fn controller_killed(flavour: Flavour, slot: u8) {
+    let lab = Lab::up_as(flavour, slot, 2, false);
     let cfg = lab.config("sparkboot.toml", DEMO);
     let argv = ArgvSampler::start();
     let mut kills = 0;
@@ -316,8 +329,8 @@ fn a_controller_killed_at_any_point_leaves_a_cluster_the_next_run_completes() {
         "not converged: {again}"
     );
     // The killed runs' files too: a temporary copy of the secret would be found here.
-    assert_demo_secret_kept(&lab, argv, &[&out, &again]);
-    record(Row {
+    assert_demo_secret_kept(&lab, flavour, argv, &[&out, &again]);
+    record_on(flavour, Row {
         id: "controller-killed",
         fault: "the controller dies during a first converge",
         injected: "SIGKILL of each of 6 runs at 0.1-0.8 s, then a normal run",
@@ -342,13 +355,26 @@ fn spark_config(lab: &Lab) -> PathBuf {
     path
 }
 
-/// Kills every process of a node but its init and sshd listener: the node "dies" under the
-/// run (its session with it) and comes back with nothing running.
-const KILL_ALL_BUT_SSHD: &str = r#"keep=$(cat /run/sshd.pid); for d in /proc/[0-9]*; do p=${d#/proc/}; case "$p" in 1|"$keep"|"$$") ;; *) kill -9 "$p" 2>/dev/null;; esac; done; true"#;
+/// Kills every process of a node but its init and sshd listener (the node "dies" under the run,
+/// its session with it, and comes back with nothing running) if Spark's unpack is under way, in
+/// one go: tar is
+/// stopped first, so the unpack cannot finish between the check and the kill (from the test it
+/// could: a poll takes a process start). Spark's tar, not any tar: on a systemd node apt's
+/// dpkg-deb runs tar while Java installs, before Spark's step has made its directory.
+const KILL_DURING_UNPACK: &str = r#"t=$(pgrep -x tar) || exit 0; ls -d /opt/.sparkboot-dl.* >/dev/null 2>&1 || exit 0; kill -STOP $t; keep=$(cat /run/sshd.pid); for d in /proc/[0-9]*; do p=${d#/proc/}; case "$p" in 1|"$keep"|"$$") ;; *) kill -9 "$p" 2>/dev/null;; esac; done; echo killed"#;
 
 #[test]
 fn a_node_dying_mid_unpack_and_a_full_disk_leave_nothing_that_looks_installed() {
-    let lab = Lab::up_with_spark(169, 2);
+    dies_mid_unpack(Flavour::Plain, 169);
+}
+
+#[test]
+fn systemd_node_dying_mid_unpack_and_a_full_disk_leave_nothing_that_looks_installed() {
+    dies_mid_unpack(Flavour::Systemd, 188);
+}
+
+fn dies_mid_unpack(flavour: Flavour, slot: u8) {
+    let lab = Lab::up_as(flavour, slot, 2, true);
     let cfg = spark_config(&lab);
     // lab-worker-2's install dir is a tmpfs with room for the archive and 16 MiB more: the
     // download fits, the unpacked tree does not.
@@ -359,8 +385,7 @@ fn a_node_dying_mid_unpack_and_a_full_disk_leave_nothing_that_looks_installed() 
         .find(|e| e.file_name().to_string_lossy().ends_with(".tgz"))
         .expect("the lab's Spark archive");
     let mib = archive.metadata().expect("archive size").len() / (1 << 20) + 16;
-    in_node(
-        &lab,
+    lab.in_node(
         "lab-worker-2",
         &format!("mount -t tmpfs -o size={mib}m,mode=755 sparkboot-full /opt"),
     );
@@ -375,9 +400,10 @@ fn a_node_dying_mid_unpack_and_a_full_disk_leave_nothing_that_looks_installed() 
     // lab-worker-1 dies while tar unpacks the archive.
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        let tar = in_node(&lab, "lab-worker-1", "pgrep -x tar || true");
-        if !tar.trim().is_empty() {
-            in_node(&lab, "lab-worker-1", KILL_ALL_BUT_SSHD);
+        if lab
+            .in_node("lab-worker-1", KILL_DURING_UNPACK)
+            .contains("killed")
+        {
             break;
         }
         assert!(
@@ -411,9 +437,7 @@ fn a_node_dying_mid_unpack_and_a_full_disk_leave_nothing_that_looks_installed() 
     // Nothing on either worker looks installed: no link, no finished tree, no marker.
     let cfgp = cfg.as_path();
     for w in ["lab-worker-1", "lab-worker-2"] {
-        let seen = in_node(
-            &lab,
-            w,
+        let seen = lab.in_node(w,
             "ls -A /opt; test -e /opt/spark && echo LINK; ls /opt/*/.sparkboot-sha512 2>/dev/null; true",
         );
         assert!(
@@ -423,9 +447,13 @@ fn a_node_dying_mid_unpack_and_a_full_disk_leave_nothing_that_looks_installed() 
     }
     // The dead node's temporary directory is left (SIGKILL skips the trap); the full one's trap
     // removed its own.
-    assert!(in_node(&lab, "lab-worker-1", "ls -A /opt").contains(".sparkboot-dl."));
-    assert!(!in_node(&lab, "lab-worker-2", "ls -A /opt").contains(".sparkboot-dl."));
-    in_node(&lab, "lab-worker-2", "umount /opt");
+    assert!(lab
+        .in_node("lab-worker-1", "ls -A /opt")
+        .contains(".sparkboot-dl."));
+    assert!(!lab
+        .in_node("lab-worker-2", "ls -A /opt")
+        .contains(".sparkboot-dl."));
+    lab.in_node("lab-worker-2", "umount /opt");
 
     // The re-run finishes both and cleans the leftover; the master changes nothing.
     let again = lab.run("converge", cfgp, &["--json"]);
@@ -438,9 +466,11 @@ fn a_node_dying_mid_unpack_and_a_full_disk_leave_nothing_that_looks_installed() 
         }
     }
     for w in ["lab-worker-1", "lab-worker-2"] {
-        let opt = in_node(&lab, w, "ls -A /opt");
+        let opt = lab.in_node(w, "ls -A /opt");
         assert!(!opt.contains(".sparkboot-dl."), "{w}: leftovers: {opt}");
-        assert!(in_node(&lab, w, "test -x /opt/spark/bin/spark-submit && echo ok").contains("ok"));
+        assert!(lab
+            .in_node(w, "test -x /opt/spark/bin/spark-submit && echo ok")
+            .contains("ok"));
     }
     // The cluster secret: never in argv or output, on the nodes only in spark-defaults.conf
     // (root's, readable by the spark group), also after a node died mid-run.
@@ -456,7 +486,7 @@ fn a_node_dying_mid_unpack_and_a_full_disk_leave_nothing_that_looks_installed() 
         &[("/conf/spark-defaults.conf", 0o640)],
     );
     assert_eq!(files, 3, "one spark-defaults.conf per node");
-    record(Row {
+    record_on(flavour, Row {
         id: "node-dies-mid-unpack",
         fault: "a worker dies while unpacking Spark; another's disk is full",
         injected: "every process of lab-worker-1 SIGKILLed while tar runs; lab-worker-2's /opt a tmpfs 16 MiB larger than the archive",
@@ -470,8 +500,17 @@ fn a_node_dying_mid_unpack_and_a_full_disk_leave_nothing_that_looks_installed() 
 
 #[test]
 fn sshds_that_drop_connection_floods_still_see_every_host_converge() {
+    connection_floods(Flavour::Plain, 170);
+}
+
+#[test]
+fn systemd_sshds_that_drop_connection_floods_still_see_every_host_converge() {
+    connection_floods(Flavour::Systemd, 189);
+}
+
+fn connection_floods(flavour: Flavour, slot: u8) {
     const WORKERS: usize = 49;
-    let lab = Lab::up(170, WORKERS);
+    let lab = Lab::up_as(flavour, slot, WORKERS, false);
     let master = lab.address("lab-master");
     let cfg = lab.config(
         "sparkboot.toml",
@@ -479,8 +518,22 @@ fn sshds_that_drop_connection_floods_still_see_every_host_converge() {
     );
     // The master, the jump host of all 49 workers, and ten workers drop unauthenticated
     // connections beyond 2 (MaxStartups 2:100:2; OpenSSH's default is 10:30:100).
-    let tight = "echo 'MaxStartups 2:100:2' > /etc/ssh/sshd_config.d/02-startups.conf && kill -HUP $(cat /run/sshd.pid) && sleep 0.3 && : > /var/log/sshd-lab.log";
+    let tight = "echo 'MaxStartups 2:100:2' > /etc/ssh/sshd_config.d/02-startups.conf && kill -HUP $(cat /run/sshd.pid) && sleep 0.3";
     lab.sh(&cfg, "lab-master", tight);
+    // The master's sshd log from here on: a plain node's own file, truncated; a systemd node's
+    // journal after a mark taken a second after this exec's own login was logged.
+    let (mark, read_log) = match flavour {
+        Flavour::Plain => (
+            ": > /var/log/sshd-lab.log",
+            "cat /var/log/sshd-lab.log".to_string(),
+        ),
+        Flavour::Systemd => (
+            "sleep 1.1 && date +%s > /run/sshd-log.since",
+            "journalctl -t sshd -o cat --no-pager --since \"@$(cat /run/sshd-log.since)\""
+                .to_string(),
+        ),
+    };
+    lab.sh(&cfg, "lab-master", mark);
     for i in 1..=10 {
         lab.sh(&cfg, &format!("lab-worker-{i}"), tight);
     }
@@ -503,14 +556,14 @@ fn sshds_that_drop_connection_floods_still_see_every_host_converge() {
     }
     // The jump host saw two logins for the whole run (the one jump session, and the master's
     // own session through it), and never dropped a connection.
-    let log = in_node(&lab, "lab-master", "cat /var/log/sshd-lab.log");
+    let log = lab.in_node("lab-master", &read_log);
     assert_eq!(log.matches("Accepted publickey").count(), 2, "{log}");
     assert!(!log.contains("drop connection"), "{log}");
     let (doc, code, _, again) = converge(&lab, &cfg);
     assert_eq!(code, Some(0), "{again}");
     assert!(hosts(&doc).iter().all(|h| h.1 == 0), "{again}");
-    assert_demo_secret_kept(&lab, argv, &[&out, &again]);
-    record(Row {
+    assert_demo_secret_kept(&lab, flavour, argv, &[&out, &again]);
+    record_on(flavour, Row {
         id: "connection-floods",
         fault: "sshds that drop connection floods, 50 nodes",
         injected: "MaxStartups 2:100:2 on the master (the jump host of all 49 workers) and on 10 workers; --forks 50",
@@ -524,7 +577,16 @@ fn sshds_that_drop_connection_floods_still_see_every_host_converge() {
 
 #[test]
 fn a_malformed_published_checksum_stops_the_run_before_any_node() {
-    let lab = Lab::up(182, 2);
+    malformed_checksum(Flavour::Plain, 182);
+}
+
+#[test]
+fn systemd_malformed_published_checksum_stops_the_run_before_any_node() {
+    malformed_checksum(Flavour::Systemd, 190);
+}
+
+fn malformed_checksum(flavour: Flavour, slot: u8) {
+    let lab = Lab::up_as(flavour, slot, 2, false);
     // What a mirror serves in place of the .sha512 when it is misconfigured: an HTML page.
     let dist = lab.path().join("dist");
     std::fs::create_dir_all(&dist).expect("dist dir");
@@ -567,21 +629,23 @@ fn a_malformed_published_checksum_stops_the_run_before_any_node() {
         "a node was contacted"
     );
     for node in ["lab-master", "lab-worker-1", "lab-worker-2"] {
-        let left = in_node(
-            &lab,
+        let left = lab.in_node(
             node,
             "ls -A /opt | grep -ci spark || true; getent passwd spark || true",
         );
         assert_eq!(left.trim(), "0", "{node}: {left}");
     }
-    record(Row {
-        id: "malformed-checksum",
-        fault: "the published .sha512 is not a checksum (a mirror's HTML error page)",
-        injected: "a file:// source whose .sha512 holds an HTML line",
-        exit: code,
-        failed_host: "(none contacted) the message names the .sha512 and quotes its first line",
-        rest: "nothing installed on any node, no host key pinned",
-        rerun: "pin spark.sha512 in the config, or fix the source",
-        took,
-    });
+    record_on(
+        flavour,
+        Row {
+            id: "malformed-checksum",
+            fault: "the published .sha512 is not a checksum (a mirror's HTML error page)",
+            injected: "a file:// source whose .sha512 holds an HTML line",
+            exit: code,
+            failed_host: "(none contacted) the message names the .sha512 and quotes its first line",
+            rest: "nothing installed on any node, no host key pinned",
+            rerun: "pin spark.sha512 in the config, or fix the source",
+            took,
+        },
+    );
 }

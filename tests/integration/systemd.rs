@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::common::*;
-use crate::reliability::{record, Row};
+use crate::reliability::{record_on, Row};
 
 struct Cluster {
     lab: Lab,
@@ -195,19 +195,22 @@ fn systemd_nodes_run_spark_under_units_with_java_from_apt() {
         "active\nenabled"
     );
     assert_eq!(c.status().0, Some(0));
-    record(Row {
-        id: "systemd-unit-stopped",
-        fault: "a worker daemon stopped by hand on a systemd node (no pidfile exists there)",
-        injected: "`systemctl stop spark-worker` on one worker",
-        exit: restarted["exit"].as_i64().map(|e| e as i32),
-        failed_host: &format!(
+    record_on(
+        Flavour::Systemd,
+        Row {
+            id: "systemd-unit-stopped",
+            fault: "a worker daemon stopped by hand on a systemd node (no pidfile exists there)",
+            injected: "`systemctl stop spark-worker` on one worker",
+            exit: restarted["exit"].as_i64().map(|e| e as i32),
+            failed_host: &format!(
             "`status` said stopped (exit {}); converge started the unit (1 change), it registered",
             status_code.map_or("none".into(), |c| c.to_string())
         ),
-        rest: "unchanged (0 changes), nothing restarted",
-        rerun: "(this run is the re-run) `status` healthy",
-        took,
-    });
+            rest: "unchanged (0 changes), nothing restarted",
+            rerun: "(this run is the re-run) `status` healthy",
+            took,
+        },
+    );
 
     // 4. The master's JVM killed: systemd's Restart= brings it back, and the workers register
     //    with the new process (converge's registration check, then status).
@@ -227,7 +230,7 @@ fn systemd_nodes_run_spark_under_units_with_java_from_apt() {
         let (code, status) = c.status();
         code == Some(0) && status["master"]["alive_workers"].as_array().map(Vec::len) == Some(2)
     });
-    record(Row {
+    record_on(Flavour::Systemd, Row {
         id: "systemd-master-killed",
         fault: "the Master JVM dies on a systemd node",
         injected: "`kill -9` of spark-master's MainPID",
@@ -325,12 +328,14 @@ fn systemd_nodes_run_spark_under_units_with_java_from_apt() {
     )
     .expect("bad config");
     let link = c.sh("lab-worker-1", "readlink /opt/spark");
+    let started = Instant::now();
     let out = sparkboot([
         "converge",
         "--config",
         bad_config.to_str().expect("utf-8"),
         "--json",
     ]);
+    let took = started.elapsed();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     for h in json(&out)["hosts"].as_array().expect("hosts") {
         let err = h["error"].as_str().unwrap_or_default();
@@ -341,6 +346,29 @@ fn systemd_nodes_run_spark_under_units_with_java_from_apt() {
     }
     assert_eq!(c.sh("lab-worker-1", "readlink /opt/spark"), link);
     assert_eq!(c.status().0, Some(0), "the daemons kept running");
+    for h in all.iter().chain(&["lab-worker-3"]) {
+        assert_eq!(
+            c.sh(h, "ls -A /opt | grep -c sparkboot-dl || true"),
+            "0",
+            "{h}: no partial download left"
+        );
+    }
+    let healed = c.converge(&[]);
+    assert_converged(&healed, "after the bad checksum");
+    assert!(changed_nothing(&healed), "{healed:#}");
+    record_on(
+        Flavour::Systemd,
+        Row {
+            id: "corrupt-archive",
+            fault: "the archive's bytes differ from the published checksum",
+            injected: "a config pinning a different SHA-512 (a Spark upgrade)",
+            exit: out.status.code(),
+            failed_host: "every node: failed, both hashes in the message; the previous Spark still linked and running; no partial download left",
+            rest: "(all nodes fail alike: nothing installed anywhere)",
+            rerun: "with the right checksum: changed nothing",
+            took,
+        },
+    );
     assert_image_untouched();
 
     // 9. Teardown leaves no process, cgroup or listener behind.
