@@ -52,6 +52,8 @@ struct Report {
     driver_id: Option<String>,
     driver_state: Option<String>,
     succeeded: bool,
+    /// From start until every node holds the files (config, handshakes, the upload).
+    upload_ms: u128,
     elapsed_ms: u128,
     /// The driver's stdout (client mode); with `--json` it is collected here, not streamed.
     stdout: String,
@@ -348,6 +350,7 @@ pub fn run(args: &SubmitArgs) -> Result<ExitCode, Error> {
             None => {}
         }
     });
+    let upload_ms = started.elapsed().as_millis();
     let mut failures = Vec::new();
     let mut nodes = Vec::new();
     for (node, failure) in uploaded {
@@ -415,6 +418,7 @@ pub fn run(args: &SubmitArgs) -> Result<ExitCode, Error> {
             driver_id: sink.driver_id.clone(),
             driver_state: sink.driver_state.clone(),
             succeeded,
+            upload_ms,
             elapsed_ms: started.elapsed().as_millis(),
             stdout: std::mem::take(&mut sink.collected),
         };

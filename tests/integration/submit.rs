@@ -1,7 +1,8 @@
 //! `sparkboot submit` and `sparkboot tunnel` on a converged 1+1 lab with real Spark: a Python
 //! application's answer comes back on stdout, a failing one exits 7 with its traceback visible,
 //! the secret is in no argv and no output, the upload dir is gone afterwards; the tunnel serves
-//! the master UI's `/json/` on a local port and closes it when killed.
+//! the master UI's `/json/` on a local port and closes it when killed. In cluster mode the
+//! driver runs on the worker and its final state (FINISHED, FAILED) decides the exit.
 //!
 //! The lab's Spark is built from the pyspark sdist's `bin/ sbin/ jars/` only, without the
 //! `python/lib/` a real release carries, so the tests send pyspark's own `pyspark.zip` and
@@ -125,6 +126,10 @@ fn submit_returns_the_answer_and_a_failing_app_exits_non_zero() {
     let doc = json(&out);
     assert_eq!(doc["succeeded"], false, "{doc:#}");
     assert_eq!(doc["exit_status"], 1, "{doc:#}");
+    eprintln!(
+        "submit (fail.py): upload {} ms, total {} ms",
+        doc["upload_ms"], doc["elapsed_ms"]
+    );
     // spark-submit's PythonRunner merges the Python process's stderr into the driver's
     // stdout, so the traceback is in what `--json` collected from stdout.
     let driver_out = doc["stdout"].as_str().unwrap_or_default();
@@ -256,4 +261,98 @@ fn tunnel_serves_the_master_ui_until_killed() {
 extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+/// A jar with two plain main classes: `Ok` prints and returns, `Bad` throws. Standalone cluster
+/// mode runs any main class in its DriverWrapper on a worker; no Spark API is needed to show
+/// how the driver's end maps to sparkboot's exit.
+fn driver_jar(dir: &Path) -> PathBuf {
+    let src = dir.join("src");
+    std::fs::create_dir_all(&src).expect("mkdir");
+    std::fs::write(
+        src.join("Ok.java"),
+        "public class Ok { public static void main(String[] a) { System.out.println(\"ok \" + String.join(\",\", a)); } }\n",
+    )
+    .expect("write");
+    std::fs::write(
+        src.join("Bad.java"),
+        "public class Bad { public static void main(String[] a) { throw new IllegalStateException(\"bad driver\"); } }\n",
+    )
+    .expect("write");
+    let st = Command::new("javac")
+        .arg("-d")
+        .arg(&src)
+        .arg(src.join("Ok.java"))
+        .arg(src.join("Bad.java"))
+        .status()
+        .expect("javac");
+    assert!(st.success(), "javac");
+    let jar = dir.join("drivers.jar");
+    let st = Command::new("jar")
+        .arg("cf")
+        .arg(&jar)
+        .arg("-C")
+        .arg(&src)
+        .arg(".")
+        .status()
+        .expect("jar");
+    assert!(st.success(), "jar");
+    jar
+}
+
+#[test]
+fn cluster_mode_waits_for_the_driver_and_maps_its_final_state() {
+    let (lab, cfg) = converged(72);
+    let cfg_s = cfg.to_str().expect("utf-8").to_string();
+    let jar = driver_jar(lab.path());
+    let jar = jar.to_str().expect("utf-8");
+    let submit = |class: &str| {
+        let started = Instant::now();
+        let out = sparkboot([
+            "submit",
+            "--config",
+            &cfg_s,
+            "--json",
+            "--deploy-mode",
+            "cluster",
+            "--class",
+            class,
+            jar,
+            "--",
+            "a",
+            "b",
+        ]);
+        eprintln!("cluster-mode submit of {class}: {:?}", started.elapsed());
+        out
+    };
+    let out = submit("Ok");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let doc = json(&out);
+    assert_eq!(doc["driver_state"], "FINISHED", "{doc:#}");
+    eprintln!(
+        "cluster-mode submit (Ok): upload to 2 nodes {} ms, total {} ms",
+        doc["upload_ms"], doc["elapsed_ms"]
+    );
+    let driver = doc["driver_id"].as_str().expect("driver id").to_string();
+    // The driver ran on the worker, with the application's arguments.
+    let printed = lab.sh(
+        &cfg,
+        "lab-worker-1",
+        &format!("cat /var/lib/spark/work/{driver}/stdout"),
+    );
+    assert!(printed.contains("ok a,b"), "{printed}");
+
+    let out = submit("Bad");
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out));
+    let doc = json(&out);
+    assert_eq!(doc["driver_state"], "FAILED", "{doc:#}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ended FAILED"),
+        "{}",
+        text(&out)
+    );
+    for node in ["lab-master", "lab-worker-1"] {
+        let left = lab.sh(&cfg, node, "ls -A /var/lib/spark/submit");
+        assert_eq!(left.trim(), "", "{node} kept a submission dir");
+    }
 }
