@@ -121,24 +121,41 @@ mod tests {
         if String::from_utf8_lossy(&me.stdout).trim() != "0" {
             return; // as_user with "root" runs the command directly: only meaningful as root
         }
-        let sub = submission_dir(&l, "t1");
-        std::fs::create_dir_all(&sub).expect("mkdir");
-        let argv = vec![
-            "sh".to_string(),
-            "-c".to_string(),
-            "echo out; exit 3".into(),
-        ];
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(run(&l, "t1", &argv))
-            .stdin(std::process::Stdio::piped())
-            .output()
-            .expect("sh");
-        assert_eq!(out.status.code(), Some(3));
-        assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
-        assert!(
-            !std::path::Path::new(&sub).exists(),
-            "the dir was not removed"
+        let run_case = |id: &str, job: &str, hold_stdin: bool| {
+            let sub = submission_dir(&l, id);
+            std::fs::create_dir_all(&sub).expect("mkdir");
+            let argv = vec!["sh".to_string(), "-c".to_string(), job.to_string()];
+            let mut child = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(run(&l, id, &argv))
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("sh");
+            // The controller keeps stdin open while it waits; dropping it is what an
+            // interrupted sparkboot (or a dropped session) looks like from the node.
+            let mut stdin = child.stdin.take();
+            if !hold_stdin {
+                drop(stdin.take());
+            }
+            let out = child.wait_with_output().expect("wait");
+            drop(stdin);
+            assert!(
+                !std::path::Path::new(&sub).exists(),
+                "{id}: the dir was not removed"
+            );
+            (
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+            )
+        };
+        assert_eq!(
+            run_case("t1", "echo out; exit 3", true),
+            (Some(3), "out\n".into())
         );
+        // Stdin closed at once: the stand-in for spark-submit (which execs java, as this execs
+        // sleep) is sent SIGTERM (143), and the dir is removed.
+        let (code, _) = run_case("t2", "exec sleep 30", false);
+        assert_eq!(code, Some(143));
     }
 }
