@@ -49,6 +49,10 @@ pub fn receive(layout: &Layout, id: &str) -> String {
 /// the controller's lifeline: when it reaches EOF before the job has ended (sparkboot was
 /// interrupted or its session dropped), spark-submit gets SIGTERM (runuser passes it on; the
 /// driver's shutdown hooks stop the application). Exits with spark-submit's status.
+///
+/// The wrapper catches SIGPIPE with a no-op: once the controller has gone, the first write to
+/// the channel's closed pipes (the shell's own job report, say) would otherwise end it before
+/// it removes the directory. A caught signal is reset at exec, so the job is unaffected.
 pub fn run(layout: &Layout, id: &str, argv: &[String]) -> String {
     let dir = submission_dir(layout, id);
     let job = as_user(
@@ -58,6 +62,7 @@ pub fn run(layout: &Layout, id: &str, argv: &[String]) -> String {
     let cleanup = as_user(&layout.user, &format!("rm -rf -- {}", quote(&dir)));
     format!(
         r#"cd / || exit 1
+trap : PIPE
 exec 3<&0
 {job} </dev/null &
 sb_job=$!
@@ -66,7 +71,7 @@ sb_watch=$!
 exec 3<&-
 wait "$sb_job"; sb_rc=$?
 kill "$sb_watch" 2>/dev/null
-{cleanup}
+{cleanup} >/dev/null 2>&1
 exit "$sb_rc""#
     )
 }

@@ -153,6 +153,50 @@ fn submit_returns_the_answer_and_a_failing_app_exits_non_zero() {
     );
     assert_eq!(left.trim(), "spark 700\n0", "left behind:\n{left}");
 
+    // Interrupted while the application runs (sparkboot killed: its session drops): the node
+    // sees the script's stdin close, stops spark-submit and removes the submission dir.
+    let slow = lab.path().join("slow.py");
+    std::fs::write(
+        &slow,
+        "import time\nfrom pyspark.sql import SparkSession\n\
+         spark = SparkSession.builder.appName('slow').getOrCreate()\n\
+         print('started', flush=True)\ntime.sleep(300)\n",
+    )
+    .expect("write app");
+    let mut child = Command::new(BIN)
+        .args(["submit", "--config", &cfg, "--py-files", &py_files])
+        .arg(&slow)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start submit");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("read");
+    assert_eq!(line.trim(), "started");
+    child.kill().expect("kill the submit we started");
+    let _ = child.wait();
+    let killed = Instant::now();
+    let mut left = String::new();
+    while killed.elapsed() < Duration::from_secs(60) {
+        left = lab.sh(
+            Path::new(&cfg),
+            "lab-master",
+            "ls -A /var/lib/spark/submit; pgrep -fc '[S]parkSubmit' || true",
+        );
+        if left.trim() == "0" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    assert_eq!(
+        left.trim(),
+        "0",
+        "still there after an interrupted submit:\n{left}"
+    );
+    eprintln!("interrupted submit cleaned up in {:?}", killed.elapsed());
+
     // Usage errors are caught before anything is sent.
     let out = sparkboot(["submit", "--config", &cfg, "/no/such/app.py"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
