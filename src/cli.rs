@@ -71,6 +71,11 @@ pub enum Command {
     Harden(HardenArgs),
     /// Keep the cluster converged by itself: new workers joined, leaving ones decommissioned.
     Watch(WatchArgs),
+    /// Run a Spark application on the cluster: copy it to the master, spark-submit it there,
+    /// stream the driver's output, and exit with the application's outcome.
+    Submit(SubmitArgs),
+    /// Forward local ports to the master's UIs and Spark Connect over the pinned SSH session.
+    Tunnel(TunnelArgs),
     /// Manage the pinned host keys (`forget` a rebuilt node's key once you have confirmed it).
     #[command(name = "known-hosts")]
     KnownHosts(KnownHostsArgs),
@@ -157,6 +162,57 @@ pub struct WatchArgs {
     /// The SQS queue to read (default: `[aws] queue_url`, else the Terraform output).
     #[arg(long)]
     pub queue: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeployMode {
+    /// The driver runs on the master, inside this submission; its output streams back.
+    Client,
+    /// The driver runs on a worker; sparkboot waits for its final state.
+    Cluster,
+}
+
+#[derive(Debug, Args)]
+pub struct SubmitArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// The application: a jar or a Python file on this machine.
+    pub app: PathBuf,
+    /// Python files (.py, .zip, .egg) the application imports; copied with it.
+    #[arg(long, value_delimiter = ',', value_name = "FILES")]
+    pub py_files: Vec<PathBuf>,
+    /// Files placed in each executor's working directory; copied with it.
+    #[arg(long, value_delimiter = ',', value_name = "FILES")]
+    pub files: Vec<PathBuf>,
+    /// Jars added to the driver's and executors' class paths; copied with it.
+    #[arg(long, value_delimiter = ',', value_name = "JARS")]
+    pub jars: Vec<PathBuf>,
+    /// The main class of a jar application.
+    #[arg(long)]
+    pub class: Option<String>,
+    /// The application's name in the UIs.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// A Spark property for this application (repeatable).
+    #[arg(long, value_name = "KEY=VALUE")]
+    pub conf: Vec<String>,
+    /// Where the driver runs.
+    #[arg(long, value_enum, default_value_t = DeployMode::Client)]
+    pub deploy_mode: DeployMode,
+    /// The application's own arguments, after `--`.
+    #[arg(last = true)]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct TunnelArgs {
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// First local port: the master UI gets it, the application UI the next, then the history
+    /// server, then Spark Connect. 0: free ports picked by the system. Default: the remote port
+    /// numbers themselves (8080, 4040, 18080, 15002).
+    #[arg(long)]
+    pub port_base: Option<u16>,
 }
 
 #[derive(Debug, Args)]

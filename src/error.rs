@@ -6,7 +6,7 @@
 //! connection), 2 a host failed or was unreachable, 3 `--check` found pending changes,
 //! 4 the Spark archive or its checksum could not be fetched or verified, 5 cloud discovery
 //! (Terraform outputs, the AWS API) or S3 staging failed, 6 another run holds the lock this
-//! one needs (one `watch` per cluster).
+//! one needs (one `watch` per cluster), 7 `submit`'s application ran and failed.
 
 use std::process::ExitCode;
 
@@ -23,6 +23,9 @@ pub const EXIT_CHANGES_PENDING: u8 = 3;
 pub const EXIT_DOWNLOAD: u8 = 4;
 pub const EXIT_CLOUD: u8 = 5;
 pub const EXIT_LOCKED: u8 = 6;
+/// `submit` only: the application ran and failed (spark-submit's own status was not 0, or in
+/// cluster mode the driver ended other than FINISHED).
+pub const EXIT_APP_FAILED: u8 = 7;
 
 #[derive(Debug, Error)]
 pub enum Error {

@@ -50,6 +50,8 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Status(args) => commands::status::run(&args),
         Command::Harden(args) => commands::harden::run(&args),
         Command::Watch(args) => watch::run(&args),
+        Command::Submit(args) => commands::submit::run(&args),
+        Command::Tunnel(args) => commands::tunnel::run(&args),
         Command::KnownHosts(args) => commands::known_hosts::run(&args),
     }
 }

@@ -8,6 +8,8 @@ pub mod inventory;
 pub mod known_hosts;
 pub mod ssh;
 pub mod status;
+pub mod submit;
+pub mod tunnel;
 
 use std::collections::BTreeSet;
 

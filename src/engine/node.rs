@@ -9,7 +9,9 @@ use crate::inventory::Host;
 use crate::plan::Payload;
 use crate::report::HostBar;
 use crate::shell::Privilege;
-use crate::transport::{Connection, JumpPool, KnownHosts, Output, SshOptions, TransportError};
+use crate::transport::{
+    Connection, JumpPool, KnownHosts, Output, SshOptions, StreamSink, TransportError,
+};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum NodeState {
@@ -113,6 +115,26 @@ impl Node {
     /// Runs a command as the login user (no sudo): `sparkboot exec` without `--sudo`.
     pub fn run_as_login(&mut self, command: &str) -> Option<Output> {
         self.run_with(command, Privilege::AsLogin, None)
+    }
+
+    /// Runs a script as root and streams its output to `sink` as it arrives (no time limit),
+    /// returning its exit status; `None` (and the node marked) on a transport failure.
+    pub fn stream(&mut self, script: &str, sink: &mut dyn StreamSink) -> Option<i32> {
+        if !self.alive() {
+            return None;
+        }
+        if self.conn.is_none() {
+            self.connect();
+        }
+        let conn = self.conn.as_ref()?;
+        self.commands += 1;
+        match conn.stream(script, Privilege::Root, sink) {
+            Ok(status) => Some(status),
+            Err(e) => {
+                self.fail_transport(e);
+                None
+            }
+        }
     }
 
     fn run_with(

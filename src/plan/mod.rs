@@ -16,7 +16,7 @@ use thiserror::Error;
 use crate::facts::{Facts, ProbeRequest, ServiceProbe};
 use crate::roles::{Resource, Step};
 
-pub use diff::Redactor;
+pub use diff::{Redactor, REDACTED};
 pub use steps::restart_script;
 
 #[derive(Debug, Error, PartialEq)]

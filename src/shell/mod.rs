@@ -12,6 +12,7 @@ pub mod lock;
 pub mod ops;
 pub mod probe;
 pub mod spark;
+pub mod submit;
 
 /// Quotes one word for a POSIX shell. Words containing NUL cannot be quoted and are replaced by
 /// an expression that fails loudly, so a bad value never runs as something else.

@@ -16,8 +16,9 @@ use std::time::Duration;
 use thiserror::Error;
 
 pub use hostkeys::{HostKeyError, KnownHosts};
+pub use jump::JumpSession as Forwarder;
 pub use pool::{jump_sessions, JumpPool};
-pub use session::{Connection, Output};
+pub use session::{Connection, Output, StreamSink};
 
 /// Tunables for connections, resolved from the config.
 #[derive(Debug, Clone)]

@@ -327,6 +327,149 @@ impl Connection {
     }
 }
 
+/// Where [`Connection::stream`] sends what the remote command prints, as it arrives.
+pub trait StreamSink {
+    fn stdout(&mut self, bytes: &[u8]);
+    fn stderr(&mut self, bytes: &[u8]);
+}
+
+impl Connection {
+    /// Runs `script` like [`Connection::run`], but hands its stdout and stderr to `sink` as they
+    /// arrive, with no overall time limit (a Spark application runs as long as it runs), and
+    /// returns its exit status. The command's stdin stays open, with nothing sent, until it has
+    /// finished: a script can treat EOF on its stdin as "the controller has gone" (the session
+    /// dropped, or sparkboot was killed) and stop what it started.
+    ///
+    /// Both streams share the channel's window, so they are read together: the session is made
+    /// non-blocking for the duration and the loop sleeps in poll(2) on its socket (the same
+    /// shape as the jump pump), sending a keepalive when one is due.
+    pub fn stream(
+        &self,
+        script: &str,
+        privilege: Privilege,
+        sink: &mut dyn StreamSink,
+    ) -> Result<i32, TransportError> {
+        let command = shell::wrap(script, privilege, self.login_is_root);
+        let err = |context: &str, e: &dyn std::fmt::Display| TransportError::Ssh {
+            host: self.host_name.clone(),
+            context: context.to_string(),
+            message: e.to_string(),
+        };
+        self.session.set_timeout(duration_ms(self.command_timeout));
+        let mut channel =
+            self.session
+                .channel_session()
+                .map_err(|e| TransportError::SessionLost {
+                    host: self.host_name.clone(),
+                    message: e.to_string(),
+                })?;
+        channel
+            .exec(&command)
+            .map_err(|e| err("starting a command", &e))?;
+        self.session.set_blocking(false);
+        let result = self.pump(&mut channel, sink);
+        self.session.set_blocking(true);
+        result.map_err(|e| err("streaming output", &e))?;
+        channel
+            .close()
+            .map_err(|e| err("closing the channel", &e))?;
+        channel
+            .wait_close()
+            .map_err(|e| err("closing the channel", &e))?;
+        channel
+            .exit_status()
+            .map_err(|e| err("reading the exit status", &e))
+    }
+
+    /// Moves output to `sink` until the remote side has sent EOF and both streams are drained.
+    fn pump(&self, channel: &mut ssh2::Channel, sink: &mut dyn StreamSink) -> std::io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let fd = self.session.as_raw_fd();
+        let mut buf = vec![0u8; 32 * 1024];
+        let keepalive = Duration::from_secs(15);
+        let mut next_keepalive = Instant::now() + keepalive;
+        let (mut out_done, mut err_done) = (false, false);
+        loop {
+            let mut moved = false;
+            if !out_done {
+                match channel.read(&mut buf) {
+                    Ok(0) => out_done = channel.eof(),
+                    Ok(n) => {
+                        sink.stdout(&buf[..n]);
+                        moved = true;
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if !err_done {
+                match channel.stderr().read(&mut buf) {
+                    Ok(0) => err_done = channel.eof(),
+                    Ok(n) => {
+                        sink.stderr(&buf[..n]);
+                        moved = true;
+                    }
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            if out_done && err_done {
+                return Ok(());
+            }
+            if Instant::now() >= next_keepalive {
+                match self.session.keepalive_send() {
+                    Ok(_) => next_keepalive = Instant::now() + keepalive,
+                    // LIBSSH2_ERROR_EAGAIN: the keepalive goes out with the next write.
+                    Err(e) if e.code() == ssh2::ErrorCode::Session(-37) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if moved {
+                continue;
+            }
+            // libssh2 may already hold data it read off the socket for either stream.
+            if channel.read_window().available > 0 || channel.eof() {
+                continue;
+            }
+            let mut events = libc::POLLIN;
+            if matches!(
+                self.session.block_directions(),
+                ssh2::BlockDirections::Outbound | ssh2::BlockDirections::Both
+            ) {
+                events |= libc::POLLOUT;
+            }
+            let mut pfd = libc::pollfd {
+                fd,
+                events,
+                revents: 0,
+            };
+            let wait = next_keepalive
+                .saturating_duration_since(Instant::now())
+                .as_millis()
+                .clamp(1, 1000) as i32;
+            // SAFETY: one live pollfd for the whole call.
+            let n = unsafe { libc::poll(&mut pfd, 1, wait) };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+
+    /// Hands the session to a pump thread that forwards local streams to `address:port` as
+    /// seen from this host (`direct-tcpip` channels): what `sparkboot tunnel` serves its local
+    /// ports with. The pump is the jump hosts' (one thread owns the session and every channel).
+    pub fn into_forwarder(
+        self,
+        label: &str,
+        opts: &SshOptions,
+    ) -> Result<super::Forwarder, String> {
+        super::jump::JumpSession::start(self.session, label, opts.keepalive, opts.connect_timeout)
+    }
+}
+
 fn is_wait_timeout(e: &std::io::Error) -> bool {
     e.kind() == ErrorKind::TimedOut || e.to_string().contains("Timed out waiting on socket")
 }

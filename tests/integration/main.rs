@@ -15,5 +15,6 @@ mod leaks;
 mod reliability;
 mod security;
 mod spark;
+mod submit;
 mod systemd;
 mod watch;
