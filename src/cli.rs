@@ -272,6 +272,11 @@ pub enum LabCommand {
         /// apt repository in the sibling debian-12-debs).
         #[arg(long, requires = "systemd")]
         rootfs: Option<PathBuf>,
+        /// The Spark release the lab builds (from PyPI pyspark==V, cached per version), serves
+        /// and names in its sparkboot.toml. Every version built before is served too, so a lab
+        /// can converge one release and then upgrade to another.
+        #[arg(long, value_name = "V", default_value = crate::spark::release::DEFAULT_VERSION)]
+        spark_version: String,
     },
     /// Add one worker node, optionally at a given loopback address.
     Add {

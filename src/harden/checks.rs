@@ -91,10 +91,11 @@ fn with_props(
     }
 }
 
-fn spark_version(f: &HostFacts, c: &AuditContext) -> (u32, u32) {
+/// The installed release (the Spark link's target), else the configured one.
+fn spark_version(f: &HostFacts, c: &AuditContext) -> crate::spark::release::Version {
     spark::version(&f.spark_link)
         .or_else(|| spark::version(c.config_version))
-        .unwrap_or((3, 5))
+        .unwrap_or(crate::spark::release::DEFAULT)
 }
 
 /// An existing drop-in must say what sparkboot.toml asks for now (`sshd_extra`, skips), so a
@@ -236,7 +237,7 @@ pub static CHECKS: &[Check] = &[
         severity: Severity::High,
         title: "Spark RPC traffic is encrypted",
         fix: Fix::Converge,
-        fix_text: "converge renders spark.network.crypto.enabled true with AES/GCM/NoPadding on Spark >= 4.2 and AES/CTR/NoPadding before (GCM drops messages there, SPARK-56227)",
+        fix_text: "converge renders spark.network.crypto.enabled true with AES/GCM/NoPadding on releases that carry SPARK-56227 (3.5.9+, 4.1.3+, 4.2.0+) and AES/CTR/NoPadding on the others, whose GCM drops messages",
         audit: |f, c| with_props(f, c, |p| spark::rpc_encryption(p, spark_version(f, c))),
     },
     Check {

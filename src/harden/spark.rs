@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use super::Verdict;
-use crate::spark::settings::{CTR, GCM};
+use crate::spark::release::{default_cipher, Version, CTR, GCM};
 
 /// Parses Java-properties text as Spark reads spark-defaults.conf: `key value`, `key=value` or
 /// `key: value`; `#` and `!` start comments. (Line continuations are not used by sparkboot.)
@@ -57,23 +57,16 @@ pub fn parse_env(text: &str) -> BTreeMap<String, String> {
     out
 }
 
-/// `(major, minor)` from `spark-3.5.7-bin-hadoop3` or `3.5.7`.
-pub fn version(text: &str) -> Option<(u32, u32)> {
-    let v = text.trim().strip_prefix("spark-").unwrap_or(text.trim());
-    let mut parts = v.split(['.', '-']);
-    let major = parts.next()?.parse().ok()?;
-    let minor = parts.next()?.parse().ok()?;
-    Some((major, minor))
+/// The release from `spark-3.5.7-bin-hadoop3` or `3.5.7`.
+pub fn version(text: &str) -> Option<Version> {
+    Version::parse(text)
 }
 
-/// The cipher a hardened node of this version uses: AES-GCM authenticates traffic but is broken
-/// before Spark 4.2 (SPARK-56227: every message after the first on a channel is dropped).
-pub fn wanted_cipher(version: (u32, u32)) -> &'static str {
-    if version >= (4, 2) {
-        GCM
-    } else {
-        CTR
-    }
+/// The cipher a hardened node of this version uses: AES-GCM authenticates traffic, but before
+/// SPARK-56227 it drops every message after the first on a channel (`spark::release` holds the
+/// table of releases that carry the fix).
+pub fn wanted_cipher(version: Version) -> &'static str {
+    default_cipher(version)
 }
 
 fn is_true(p: &BTreeMap<String, String>, key: &str) -> bool {
@@ -98,7 +91,7 @@ pub fn auth(p: &BTreeMap<String, String>) -> Verdict {
     }
 }
 
-pub fn rpc_encryption(p: &BTreeMap<String, String>, version: (u32, u32)) -> Verdict {
+pub fn rpc_encryption(p: &BTreeMap<String, String>, version: Version) -> Verdict {
     if !is_true(p, "spark.network.crypto.enabled") {
         return Verdict::Fail(shown(p, "spark.network.crypto.enabled"));
     }
@@ -111,13 +104,11 @@ pub fn rpc_encryption(p: &BTreeMap<String, String>, version: (u32, u32)) -> Verd
         Verdict::Pass(format!("network crypto on with {cipher}"))
     } else if want == CTR {
         Verdict::Fail(format!(
-            "cipher {cipher} on Spark {}.{}: AES-GCM drops messages before 4.2 (SPARK-56227)",
-            version.0, version.1
+            "cipher {cipher} on Spark {version}: its AES-GCM drops messages (SPARK-56227 is fixed from 3.5.9, 4.1.3 and 4.2.0); use {CTR}"
         ))
     } else {
         Verdict::Fail(format!(
-            "cipher {cipher} on Spark {}.{}: use {GCM}, which also authenticates traffic",
-            version.0, version.1
+            "cipher {cipher} on Spark {version}: use {GCM}, which also authenticates traffic"
         ))
     }
 }
@@ -166,6 +157,10 @@ pub fn bind_address(env: &BTreeMap<String, String>, address: &str) -> Verdict {
 mod tests {
     use super::*;
 
+    fn v(text: &str) -> Version {
+        Version::parse(text).expect(text)
+    }
+
     #[test]
     fn properties_in_every_separator_style() {
         let p = parse_properties(
@@ -197,12 +192,13 @@ mod tests {
 
     #[test]
     fn versions_and_ciphers() {
-        assert_eq!(version("spark-3.5.7-bin-hadoop3"), Some((3, 5)));
-        assert_eq!(version("4.2.0"), Some((4, 2)));
+        assert_eq!(version("spark-3.5.7-bin-hadoop3"), Version::parse("3.5.7"));
         assert_eq!(version(""), None);
-        assert_eq!(wanted_cipher((3, 5)), CTR);
-        assert_eq!(wanted_cipher((4, 2)), GCM);
-        assert_eq!(wanted_cipher((5, 0)), GCM);
+        assert_eq!(wanted_cipher(v("3.5.7")), CTR);
+        assert_eq!(wanted_cipher(v("3.5.9")), GCM);
+        assert_eq!(wanted_cipher(v("4.2.0")), GCM);
+        assert_eq!(wanted_cipher(v("4.3.0")), GCM);
+        assert_eq!(wanted_cipher(v("5.0.0")), GCM);
     }
 
     #[test]
@@ -210,7 +206,7 @@ mod tests {
         let seed =
             parse_properties("spark.master spark://h:7077\nspark.master.rest.enabled true\n");
         assert!(auth(&seed).failed());
-        assert!(rpc_encryption(&seed, (3, 5)).failed());
+        assert!(rpc_encryption(&seed, v("3.5.7")).failed());
         assert!(io_encryption(&seed).failed());
         assert!(rest_server(&seed).failed());
         assert!(ui_kill(&seed).failed());
@@ -221,20 +217,20 @@ mod tests {
         );
         for v in [
             auth(&good),
-            rpc_encryption(&good, (3, 5)),
+            rpc_encryption(&good, v("3.5.7")),
             io_encryption(&good),
             rest_server(&good),
             ui_kill(&good),
         ] {
             assert!(!v.failed(), "{v:?}");
         }
-        assert!(rpc_encryption(&good, (4, 2)).detail().contains("GCM"));
+        assert!(rpc_encryption(&good, v("4.3.0")).detail().contains("GCM"));
         let mut gcm = good.clone();
         gcm.insert("spark.network.crypto.cipher".into(), GCM.into());
-        assert!(rpc_encryption(&gcm, (3, 5))
+        assert!(rpc_encryption(&gcm, v("3.5.7"))
             .detail()
             .contains("SPARK-56227"));
-        assert!(!rpc_encryption(&gcm, (4, 2)).failed());
+        assert!(!rpc_encryption(&gcm, v("4.3.0")).failed());
         let mut no_secret = good;
         no_secret.insert("spark.authenticate.secret".into(), String::new());
         assert!(auth(&no_secret).failed());

@@ -113,6 +113,7 @@ fn ensure_spark(
     state: &LabState,
     built: Result<PathBuf, LabError>,
     python: &std::path::Path,
+    version: &str,
 ) -> Result<state::SparkServer, LabError> {
     let directory = built?;
     if let Some(server) = state
@@ -120,12 +121,15 @@ fn ensure_spark(
         .as_ref()
         .filter(|s| http::server_alive(s) && s.directory == directory)
     {
-        return Ok(server.clone());
+        // The server serves the whole cache dir: another version needs no restart.
+        let mut server = server.clone();
+        server.url = http::tarball_url(server.address, server.port, version);
+        return Ok(server);
     }
     if let Some(old) = &state.spark {
         http::stop_server(old)?;
     }
-    http::start_server(paths, python, state.first_address, &directory)
+    http::start_server(paths, python, state.first_address, &directory, version)
 }
 
 /// What kind of nodes `lab up` makes: plain (lab-init as PID 1, the host's /usr) or systemd.
@@ -149,8 +153,12 @@ pub fn up(
     with_spark: bool,
     first: Option<&str>,
     flavour: &Flavour,
+    spark_version: &str,
 ) -> Result<ExitCode, LabError> {
     let started_at = Instant::now();
+    if with_spark {
+        spark::check_version(spark_version)?;
+    }
     let requested = first.map(preflight::parse_loopback).transpose()?;
     let tools = preflight::require_node_tools()?;
     let image = if flavour.systemd {
@@ -233,14 +241,14 @@ pub fn up(
     let (created, built) = std::thread::scope(|scope| {
         let build = python
             .as_ref()
-            .map(|py| scope.spawn(move || spark::ensure_tarball(py)));
+            .map(|py| scope.spawn(move || spark::ensure_tarball(py, spark_version)));
         let created = create_nodes(paths, &tools, &pubkey, &to_create, &mut state);
         let built = build.map(join);
         (created, built)
     });
     let mut started = created?;
     if let (Some(built), Some(python)) = (built, python.as_ref()) {
-        match ensure_spark(paths, &state, built, python) {
+        match ensure_spark(paths, &state, built, python, spark_version) {
             Ok(server) => state.spark = Some(server),
             Err(e) => {
                 rollback(paths, &mut state, &mut started);
@@ -258,8 +266,14 @@ pub fn up(
     state.save(paths)?;
     state.write_inventory(paths)?;
     if let Some(server) = &state.spark {
-        let sha512 = super::spark::cached_sha512()?;
-        state::write_sample_config(paths, &http::url_template(server), &server.url, &sha512)?;
+        let sha512 = super::spark::cached_sha512(spark_version)?;
+        state::write_sample_config(
+            paths,
+            &http::url_template(server),
+            &server.url,
+            spark_version,
+            &sha512,
+        )?;
     }
     for extra in state
         .nodes

@@ -12,7 +12,6 @@ use std::time::Duration;
 use super::node;
 use super::preflight::{self, SYSTEM_PATH};
 use super::procs;
-use super::spark::tarball_name;
 use super::state::SparkServer;
 use super::{LabError, LabPaths};
 
@@ -50,6 +49,7 @@ pub fn start_server(
     python: &Path,
     first: Ipv4Addr,
     directory: &Path,
+    version: &str,
 ) -> Result<SparkServer, LabError> {
     let address = server_address(first);
     let log = paths.http_log();
@@ -118,8 +118,16 @@ pub fn start_server(
         port: PORT,
         pid,
         directory: directory.to_path_buf(),
-        url: format!("http://{address}:{PORT}/{}", tarball_name()),
+        url: tarball_url(address, PORT, version),
     })
+}
+
+/// Where the server serves `version`'s tarball (it serves every version built in the cache).
+pub fn tarball_url(address: Ipv4Addr, port: u16, version: &str) -> String {
+    format!(
+        "http://{address}:{port}/{}",
+        super::spark::tarball_name(version)
+    )
 }
 
 /// The URL template for a sparkboot config (`{version}` and `{package}` are filled by it).

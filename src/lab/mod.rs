@@ -244,6 +244,7 @@ pub fn run(args: &LabArgs) -> Result<ExitCode, Error> {
             first_address,
             systemd,
             rootfs,
+            spark_version,
         } => {
             let flavour = commands::Flavour {
                 systemd: *systemd,
@@ -255,6 +256,7 @@ pub fn run(args: &LabArgs) -> Result<ExitCode, Error> {
                 !*no_spark,
                 first_address.as_deref(),
                 &flavour,
+                spark_version,
             )?
         }
         LabCommand::Add { address, name } => {

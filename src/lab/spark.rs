@@ -5,9 +5,13 @@
 //! The sdist carries a Spark distribution under `pyspark-X/deps/`; we copy its `bin/`, `sbin/`
 //! and `jars/` into `spark-X-bin-hadoop3/`, add an empty `conf/` and a `RELEASE` file, and write
 //! the `.sha512` beside it in the one-line format of recent Apache releases. The result is built
-//! once and cached outside the lab dir (`$SPARKBOOT_CACHE`, default /var/cache/sparkboot), so
-//! `lab down` leaves nothing behind yet the next `lab up` is fast. Output is written under a
-//! temporary name and renamed, checksum last, so an interrupted build never looks finished.
+//! once per version (`lab up --spark-version`, default the built-in `[spark] version`) and
+//! cached outside the lab dir (`$SPARKBOOT_CACHE/lab-spark`, default /var/cache/sparkboot), so
+//! `lab down` leaves nothing behind yet the next `lab up` is fast; every version built there is
+//! served, so a lab can converge one release and then upgrade to another. Output is written
+//! under a temporary name and renamed, checksum last, so an interrupted build never looks
+//! finished. pyspark 3.5.7 and 4.3.0 both carry `deps/{bin,sbin,jars}` (4.3.0's jars name
+//! Hadoop 3.5.0, hadoop-client-api-3.5.0.jar; 3.5.7's Hadoop 3.3.4).
 
 use std::fs::File;
 use std::io::{self, BufReader, BufWriter, Read, Write};
@@ -22,13 +26,32 @@ use sha2::{Digest, Sha512};
 
 use super::LabError;
 
-pub const VERSION: &str = "3.5.7";
 pub const PACKAGE: &str = "bin-hadoop3";
 /// Fixed mtime for the entries we add, so that two builds give byte-identical tarballs.
 const MTIME: u64 = 1_758_142_800;
 
-pub fn tarball_name() -> String {
-    format!("spark-{VERSION}-{PACKAGE}.tgz")
+pub fn tarball_name(version: &str) -> String {
+    format!("spark-{version}-{PACKAGE}.tgz")
+}
+
+/// A version the lab can build: digits and dots only, since it names files and a pip
+/// requirement.
+pub fn check_version(version: &str) -> Result<(), LabError> {
+    let ok = !version.is_empty()
+        && version
+            .split('.')
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+    if ok {
+        Ok(())
+    } else {
+        Err(LabError::SparkBuild {
+            sdist: cache_dir().join("pypi"),
+            message: format!(
+                "--spark-version {version:?} must be a release number such as {}",
+                crate::spark::release::DEFAULT_VERSION
+            ),
+        })
+    }
 }
 
 /// `$SPARKBOOT_CACHE`, or /var/cache/sparkboot.
@@ -41,11 +64,13 @@ pub fn cache_dir() -> PathBuf {
 
 /// Makes sure the tarball and its .sha512 exist in the cache; returns the directory to serve.
 /// A lock serialises concurrent builders (parallel tests); the loser finds the work done.
-pub fn ensure_tarball(python: &Path) -> Result<PathBuf, LabError> {
+pub fn ensure_tarball(python: &Path, version: &str) -> Result<PathBuf, LabError> {
+    check_version(version)?;
     let cache = cache_dir();
     let out_dir = cache.join("lab-spark");
-    let tarball = out_dir.join(tarball_name());
-    let checksum = out_dir.join(format!("{}.sha512", tarball_name()));
+    let name = tarball_name(version);
+    let tarball = out_dir.join(&name);
+    let checksum = out_dir.join(format!("{name}.sha512"));
     std::fs::create_dir_all(&out_dir)
         .map_err(|e| LabError::io("create the Spark cache dir", &out_dir, e))?;
     let lock_path = out_dir.join(".build.lock");
@@ -57,10 +82,9 @@ pub fn ensure_tarball(python: &Path) -> Result<PathBuf, LabError> {
     if tarball.is_file() && checksum.is_file() {
         return Ok(out_dir);
     }
-    let sdist = ensure_sdist(python, &cache)?;
+    let sdist = ensure_sdist(python, &cache, version)?;
     eprintln!(
-        "lab: building {} from {} (once; cached in {})",
-        tarball_name(),
+        "lab: building {name} from {} (once; cached in {})",
         sdist.display(),
         out_dir.display()
     );
@@ -68,11 +92,11 @@ pub fn ensure_tarball(python: &Path) -> Result<PathBuf, LabError> {
         sdist: sdist.clone(),
         message,
     };
-    let tmp = out_dir.join(format!(".{}.{}.tmp", tarball_name(), std::process::id()));
+    let tmp = out_dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| -> io::Result<String> {
         let input = BufReader::with_capacity(1 << 20, File::open(&sdist)?);
         let output = HashingWriter::new(BufWriter::with_capacity(1 << 20, File::create(&tmp)?));
-        let output = build(input, output)?;
+        let output = build(input, output, version)?;
         let (file, digest) = output.finish()?;
         file.into_inner().map_err(|e| e.into_error())?.sync_all()?;
         Ok(digest)
@@ -82,7 +106,7 @@ pub fn ensure_tarball(python: &Path) -> Result<PathBuf, LabError> {
         build_err(e.to_string())
     })?;
     std::fs::rename(&tmp, &tarball).map_err(|e| LabError::io("rename into place", &tarball, e))?;
-    let line = format!("{digest}  {}\n", tarball_name());
+    let line = format!("{digest}  {name}\n");
     super::state::write_atomic(&checksum, line.as_bytes(), 0o644)?;
     Ok(out_dir)
 }
@@ -90,12 +114,12 @@ pub fn ensure_tarball(python: &Path) -> Result<PathBuf, LabError> {
 /// The SHA-512 of the cached tarball, from the `.sha512` written beside it. The lab's config pins
 /// it: its server speaks plain HTTP, and a checksum fetched over plain HTTP from the archive's
 /// own origin proves nothing.
-pub fn cached_sha512() -> Result<String, LabError> {
+pub fn cached_sha512(version: &str) -> Result<String, LabError> {
     let path = cache_dir()
         .join("lab-spark")
-        .join(format!("{}.sha512", tarball_name()));
+        .join(format!("{}.sha512", tarball_name(version)));
     let text = std::fs::read_to_string(&path).map_err(|e| LabError::io("read", &path, e))?;
-    crate::spark::checksum::parse_sha512(&text, &tarball_name()).map_err(|message| {
+    crate::spark::checksum::parse_sha512(&text, &tarball_name(version)).map_err(|message| {
         LabError::SparkBuild {
             sdist: path.clone(),
             message,
@@ -104,14 +128,14 @@ pub fn cached_sha512() -> Result<String, LabError> {
 }
 
 /// Finds the sdist in `<cache>/pypi/`, downloading it with pip when it is missing.
-fn ensure_sdist(python: &Path, cache: &Path) -> Result<PathBuf, LabError> {
+fn ensure_sdist(python: &Path, cache: &Path, version: &str) -> Result<PathBuf, LabError> {
     let pypi = cache.join("pypi");
-    let sdist = pypi.join(format!("pyspark-{VERSION}.tar.gz"));
+    let sdist = pypi.join(format!("pyspark-{version}.tar.gz"));
     if sdist.is_file() {
         return Ok(sdist);
     }
     eprintln!(
-        "lab: downloading pyspark=={VERSION} from PyPI into {}",
+        "lab: downloading pyspark=={version} from PyPI into {}",
         pypi.display()
     );
     let output = Command::new(python)
@@ -125,7 +149,7 @@ fn ensure_sdist(python: &Path, cache: &Path) -> Result<PathBuf, LabError> {
             "-d",
         ])
         .arg(&pypi)
-        .arg(format!("pyspark=={VERSION}"))
+        .arg(format!("pyspark=={version}"))
         .stdin(Stdio::null())
         .output()
         .map_err(|e| LabError::io("run pip download into", &pypi, e))?;
@@ -134,7 +158,7 @@ fn ensure_sdist(python: &Path, cache: &Path) -> Result<PathBuf, LabError> {
     }
     let stderr = String::from_utf8_lossy(&output.stderr);
     Err(LabError::CommandFailed {
-        command: format!("python3 -m pip download pyspark=={VERSION}"),
+        command: format!("python3 -m pip download pyspark=={version}"),
         what: sdist.display().to_string(),
         detail: format!(
             "{}; install pip (apt-get install python3-pip) or place the sdist there by hand",
@@ -185,16 +209,16 @@ fn dir_header() -> tar::Header {
 }
 
 /// Streams the sdist (gzip tar) into a Spark-shaped gzip tar; returns the output writer.
-pub fn build<R: Read, W: Write>(sdist: R, out: W) -> io::Result<W> {
-    let top = format!("spark-{VERSION}-{PACKAGE}");
-    let deps = PathBuf::from(format!("pyspark-{VERSION}")).join("deps");
+pub fn build<R: Read, W: Write>(sdist: R, out: W, version: &str) -> io::Result<W> {
+    let top = format!("spark-{version}-{PACKAGE}");
+    let deps = PathBuf::from(format!("pyspark-{version}")).join("deps");
     let mut builder = tar::Builder::new(GzEncoder::new(out, Compression::fast()));
     for dir in ["", "bin", "sbin", "jars", "conf"] {
         builder.append_data(&mut dir_header(), Path::new(&top).join(dir), io::empty())?;
     }
     let release = format!(
-        "Spark {VERSION} built for Hadoop 3\n\
-         Repackaged by `sparkboot lab` from PyPI pyspark-{VERSION}.tar.gz (bin, sbin and jars only).\n"
+        "Spark {version} built for Hadoop 3\n\
+         Repackaged by `sparkboot lab` from PyPI pyspark-{version}.tar.gz (bin, sbin and jars only).\n"
     );
     let mut header = tar::Header::new_gnu();
     header.set_entry_type(tar::EntryType::Regular);
@@ -277,65 +301,73 @@ fn entry_mtime<R: Read>(entry: &mut tar::Entry<'_, R>) -> u64 {
 mod tests {
     use super::*;
 
-    fn fake_sdist() -> Vec<u8> {
+    fn fake_sdist(version: &str) -> Vec<u8> {
         let mut builder = tar::Builder::new(GzEncoder::new(Vec::new(), Compression::fast()));
         let files = [
-            ("pyspark-3.5.7/deps/bin/spark-submit", 0o644),
-            ("pyspark-3.5.7/deps/sbin/spark-daemon.sh", 0o644),
-            ("pyspark-3.5.7/deps/jars/spark-core.jar", 0o644),
-            ("pyspark-3.5.7/deps/examples/skip.py", 0o644),
-            ("pyspark-3.5.7/setup.py", 0o644),
+            (format!("pyspark-{version}/deps/bin/spark-submit"), 0o644),
+            (
+                format!("pyspark-{version}/deps/sbin/spark-daemon.sh"),
+                0o644,
+            ),
+            (format!("pyspark-{version}/deps/jars/spark-core.jar"), 0o644),
+            (format!("pyspark-{version}/deps/examples/skip.py"), 0o644),
+            (format!("pyspark-{version}/setup.py"), 0o644),
         ];
         for (path, mode) in files {
             let mut header = tar::Header::new_gnu();
             header.set_size(3);
             header.set_mode(mode);
             builder
-                .append_data(&mut header, path, &b"abc"[..])
+                .append_data(&mut header, &path, &b"abc"[..])
                 .expect("append");
         }
         builder.into_inner().expect("tar").finish().expect("gz")
     }
 
     #[test]
-    fn builds_a_spark_shaped_tarball_with_run_bits_and_checksum() {
-        let sdist = fake_sdist();
-        let out = build(&sdist[..], HashingWriter::new(Vec::new())).expect("build");
-        let (bytes, digest) = out.finish().expect("finish");
-        assert_eq!(digest, hex::encode(Sha512::digest(&bytes)));
-        let mut archive = tar::Archive::new(GzDecoder::new(&bytes[..]));
-        let mut seen = Vec::new();
-        for entry in archive.entries().expect("entries") {
-            let entry = entry.expect("entry");
-            let mode = entry.header().mode().expect("mode");
-            seen.push((entry.path().expect("path").display().to_string(), mode));
+    fn builds_a_spark_shaped_tarball_for_each_version_with_run_bits_and_checksum() {
+        for version in ["3.5.7", "4.3.0"] {
+            let sdist = fake_sdist(version);
+            let out = build(&sdist[..], HashingWriter::new(Vec::new()), version).expect("build");
+            let (bytes, digest) = out.finish().expect("finish");
+            assert_eq!(digest, hex::encode(Sha512::digest(&bytes)));
+            let mut archive = tar::Archive::new(GzDecoder::new(&bytes[..]));
+            let mut seen = Vec::new();
+            for entry in archive.entries().expect("entries") {
+                let entry = entry.expect("entry");
+                let mode = entry.header().mode().expect("mode");
+                seen.push((entry.path().expect("path").display().to_string(), mode));
+            }
+            let find = |p: &str| {
+                let p = format!("spark-{version}-bin-hadoop3/{p}");
+                seen.iter()
+                    .find(|(path, _)| path.trim_end_matches('/') == p)
+                    .map(|(_, m)| *m)
+            };
+            assert_eq!(find("bin/spark-submit"), Some(0o755), "{version}");
+            assert_eq!(find("sbin/spark-daemon.sh"), Some(0o755), "{version}");
+            assert_eq!(find("jars/spark-core.jar"), Some(0o644), "{version}");
+            assert!(find("conf").is_some());
+            assert!(find("RELEASE").is_some());
+            assert!(!seen
+                .iter()
+                .any(|(p, _)| p.contains("examples") || p.contains("setup.py")));
+            let again = build(&sdist[..], HashingWriter::new(Vec::new()), version)
+                .expect("build")
+                .finish()
+                .expect("finish");
+            assert_eq!(again.1, digest, "two builds must be byte-identical");
         }
-        let find = |p: &str| {
-            seen.iter()
-                .find(|(path, _)| path.trim_end_matches('/') == p)
-                .map(|(_, m)| *m)
-        };
-        assert_eq!(
-            find("spark-3.5.7-bin-hadoop3/bin/spark-submit"),
-            Some(0o755)
-        );
-        assert_eq!(
-            find("spark-3.5.7-bin-hadoop3/sbin/spark-daemon.sh"),
-            Some(0o755)
-        );
-        assert_eq!(
-            find("spark-3.5.7-bin-hadoop3/jars/spark-core.jar"),
-            Some(0o644)
-        );
-        assert!(find("spark-3.5.7-bin-hadoop3/conf").is_some());
-        assert!(find("spark-3.5.7-bin-hadoop3/RELEASE").is_some());
-        assert!(!seen
-            .iter()
-            .any(|(p, _)| p.contains("examples") || p.contains("setup.py")));
-        let again = build(&sdist[..], HashingWriter::new(Vec::new()))
-            .expect("build")
-            .finish()
-            .expect("finish");
-        assert_eq!(again.1, digest, "two builds must be byte-identical");
+        // The sdist of another version holds nothing under this version's deps/.
+        let other = fake_sdist("3.5.7");
+        assert!(build(&other[..], HashingWriter::new(Vec::new()), "4.3.0").is_err());
+    }
+
+    #[test]
+    fn only_release_numbers_name_a_lab_build() {
+        assert!(check_version("4.3.0").is_ok());
+        for bad in ["", "4.3.0; rm -rf /", "../4", "4..0", "4.3.0rc1"] {
+            assert!(check_version(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -216,11 +216,13 @@ pub fn write_sample_config(
     paths: &LabPaths,
     url_template: &str,
     url: &str,
+    version: &str,
     sha512: &str,
 ) -> Result<(), LabError> {
     let text = format!(
         "# sparkboot configuration for this lab, written by `sparkboot lab up`.\n\
-         # The lab serves a Spark-shaped tarball built from PyPI pyspark==3.5.7, with its .sha512:\n\
+         # The lab serves a Spark-shaped tarball built from PyPI pyspark=={version}, with its .sha512\n\
+         # (`sparkboot lab up --spark-version V` builds and names another):\n\
          #   {url}\n\
          #   {url}.sha512\n\
          # Use: sparkboot converge --config {config}\n\
@@ -231,7 +233,7 @@ pub fn write_sample_config(
          state_dir = \"state\"               # relative to this file\n\
          \n\
          [spark]\n\
-         version = \"3.5.7\"\n\
+         version = \"{version}\"\n\
          package = \"bin-hadoop3\"\n\
          source = \"{url_template}\"\n\
          # Pinned: the lab serves plain HTTP, and a checksum from the same plain-HTTP origin\n\

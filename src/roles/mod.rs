@@ -315,11 +315,11 @@ mod template_tests {
     use std::collections::BTreeMap;
 
     /// A host's context with the typed Spark values sparkboot computes (not a hand-copied map).
-    fn context(role: &str, address: &str) -> serde_json::Value {
+    fn context(role: &str, address: &str, spark_toml: &str) -> serde_json::Value {
         use crate::spark::context::{Secrets, SparkContext, TemplateValues};
-        let raw = toml::from_str(
-            "[defaults]\n\"spark.deploy.spreadOut\" = false\n\"spark.worker.cleanup.enabled\" = true\n",
-        )
+        let raw = toml::from_str(&format!(
+            "{spark_toml}\n[defaults]\n\"spark.deploy.spreadOut\" = false\n\"spark.worker.cleanup.enabled\" = true\n",
+        ))
         .expect("toml");
         let settings = crate::spark::settings::resolve(raw).expect("settings");
         let layout = crate::spark::layout::tests::builtin();
@@ -353,6 +353,17 @@ mod template_tests {
     }
 
     fn files(role: &str, address: &str) -> BTreeMap<String, String> {
+        files_with(role, address, "", serde_json::Value::Null)
+    }
+
+    /// The built-in roles' steps for a host with these `[spark]` lines and, unless Null, these
+    /// facts.
+    fn steps_with(
+        role: &str,
+        address: &str,
+        spark_toml: &str,
+        facts: serde_json::Value,
+    ) -> Vec<Step> {
         let lib = Library::default();
         let names: Vec<String> = crate::config::DEFAULT_ROLES
             .iter()
@@ -364,9 +375,21 @@ mod template_tests {
             phase: None,
             ignore_when: false,
         };
-        let (steps, _) =
-            evaluate(&eval, &roles, role, "w1", &context(role, address), filter).expect("renders");
+        let mut ctx = context(role, address, spark_toml);
+        if !facts.is_null() {
+            ctx["facts"] = facts;
+        }
+        let (steps, _) = evaluate(&eval, &roles, role, "w1", &ctx, filter).expect("renders");
         steps
+    }
+
+    fn files_with(
+        role: &str,
+        address: &str,
+        spark_toml: &str,
+        facts: serde_json::Value,
+    ) -> BTreeMap<String, String> {
+        steps_with(role, address, spark_toml, facts)
             .into_iter()
             .filter_map(|s| match s.resource {
                 Resource::File(spec) => Some((spec.path, spec.content.unwrap_or_default())),
@@ -397,7 +420,9 @@ mod template_tests {
         let d = &w["/opt/spark/conf/spark-defaults.conf"];
         assert!(d.contains("spark.authenticate                  true\n"));
         assert!(d.contains("spark.authenticate.secret           s3cr3t-0123456789abcdef\n"));
-        assert!(d.contains("spark.network.crypto.cipher         AES/CTR/NoPadding\n"));
+        // The default Spark (4.3.0) carries SPARK-56227: GCM.
+        assert!(d.contains("spark.network.crypto.enabled        true\n"));
+        assert!(d.contains("spark.network.crypto.cipher         AES/GCM/NoPadding\n"));
         assert!(d.contains("spark.master.rest.enabled           false\n"));
         assert!(
             d.contains("spark.worker.cleanup.enabled    true\n") && !d.contains("spreadOut"),
@@ -413,6 +438,92 @@ mod template_tests {
                 .filter(|l| !l.starts_with('#'))
                 .collect::<Vec<_>>(),
             vec!["127.1.0.3", "127.1.0.4"]
+        );
+    }
+
+    #[test]
+    fn a_pinned_spark_3_5_7_keeps_ctr_and_its_own_install_dir() {
+        let f = files_with(
+            "worker",
+            "127.1.0.3",
+            "version = \"3.5.7\"",
+            serde_json::Value::Null,
+        );
+        let d = &f["/opt/spark/conf/spark-defaults.conf"];
+        assert!(
+            d.contains("spark.network.crypto.enabled        true\n"),
+            "{d}"
+        );
+        assert!(
+            d.contains("spark.network.crypto.cipher         AES/CTR/NoPadding\n"),
+            "{d}"
+        );
+        let names: Vec<String> = steps_with(
+            "worker",
+            "127.1.0.3",
+            "version = \"3.5.7\"",
+            serde_json::Value::Null,
+        )
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
+        assert!(
+            names.contains(&"Ensure Spark 3.5.7 is installed and verified".to_string()),
+            "{names:?}"
+        );
+    }
+
+    /// The Java role per distribution: never below 17 (Spark 4 needs 17 or 21), 21 where the
+    /// distribution no longer packages 17, nothing when 17 or newer is there.
+    #[test]
+    fn java_17_or_21_per_distribution_and_never_8_or_11() {
+        let java = |os_id: &str, os_version: &str, java_major: u32| -> Vec<model::PackageSpec> {
+            let facts = serde_json::json!({"cpus": 4, "memory_mb": 8192, "systemd": true,
+                "java_major": java_major, "os_id": os_id, "os_version": os_version});
+            steps_with("worker", "127.1.0.3", "", facts)
+                .into_iter()
+                .filter(|s| s.role == "java")
+                .filter_map(|s| match s.resource {
+                    Resource::Package(p) => Some(p),
+                    _ => None,
+                })
+                .collect()
+        };
+        let apt = |v: &[model::PackageSpec]| -> Vec<String> {
+            v.iter().flat_map(|p| p.apt.clone()).collect()
+        };
+        let dnf = |v: &[model::PackageSpec]| -> Vec<String> {
+            v.iter().flat_map(|p| p.dnf.clone()).collect()
+        };
+        for (os, version) in [("debian", "12"), ("ubuntu", "22.04"), ("ubuntu", "24.04")] {
+            for have in [0, 8, 11] {
+                assert_eq!(
+                    apt(&java(os, version, have)),
+                    vec!["openjdk-17-jre-headless"],
+                    "{os} {version} with Java {have}"
+                );
+            }
+        }
+        for version in ["13", "14"] {
+            assert_eq!(
+                apt(&java("debian", version, 11)),
+                vec!["openjdk-21-jre-headless"],
+                "debian {version}"
+            );
+        }
+        assert_eq!(
+            dnf(&java("amzn", "2023", 0)),
+            vec!["java-17-amazon-corretto-headless"]
+        );
+        for have in [17, 21] {
+            assert!(
+                java("debian", "12", have).is_empty(),
+                "Java {have} is enough"
+            );
+        }
+        assert!(
+            java("debian", "", 0).len() == 1,
+            "no VERSION_ID: one runtime"
         );
     }
 }

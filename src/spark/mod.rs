@@ -11,6 +11,7 @@ pub mod context;
 pub mod fetch;
 pub mod layout;
 pub mod registration;
+pub mod release;
 pub mod s3;
 pub mod settings;
 

@@ -64,34 +64,24 @@ pub struct SparkSettings {
     pub defaults: BTreeMap<String, String>,
 }
 
-pub const GCM: &str = "AES/GCM/NoPadding";
-pub const CTR: &str = "AES/CTR/NoPadding";
-
-/// AES-GCM authenticates RPC traffic, but Spark's GcmTransportCipher silently drops every
-/// message after the first on a channel (SPARK-56227, fixed in 2026; seen here with 3.5.7: a
-/// worker connects and never registers). So GCM is the default only from Spark 4.2, the first
-/// feature release after that fix; older lines keep Spark's CTR unless the user opts in.
-fn default_cipher(version: &str) -> &'static str {
-    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
-    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
-    if (major, minor) >= (4, 2) {
-        GCM
-    } else {
-        CTR
-    }
-}
+use super::release::{default_cipher, Version};
+pub use super::release::{CTR, DEFAULT_VERSION, GCM};
 
 /// Turns the raw section into settings, or `(field, message)` naming what is wrong.
 pub fn resolve(raw: RawSpark) -> Result<SparkSettings, (String, String)> {
     let bad = |field: &str, msg: String| (format!("spark.{field}"), msg);
-    let version = raw.version.unwrap_or_else(|| "3.5.7".into());
+    let version = raw.version.unwrap_or_else(|| DEFAULT_VERSION.into());
     let version_ok = !version.is_empty()
         && version
             .split('.')
             .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()));
-    if !version_ok {
-        return Err(bad("version", format!("{version:?} must look like 3.5.7")));
-    }
+    let parsed = Version::parse(&version).filter(|_| version_ok);
+    let Some(parsed) = parsed else {
+        return Err(bad(
+            "version",
+            format!("{version:?} must look like {DEFAULT_VERSION}"),
+        ));
+    };
     let package = raw.package.unwrap_or_else(|| "bin-hadoop3".into());
     if package.is_empty()
         || !package
@@ -187,7 +177,7 @@ pub fn resolve(raw: RawSpark) -> Result<SparkSettings, (String, String)> {
         None => default_worker_java_opts(&defaults).to_string(),
     };
     let rpc_cipher = match raw.rpc_cipher.as_deref() {
-        None | Some("auto") => default_cipher(&version).to_string(),
+        None | Some("auto") => default_cipher(parsed).to_string(),
         Some(c) if c == GCM || c == CTR => c.to_string(),
         Some(other) => {
             return Err(bad(
@@ -321,7 +311,7 @@ mod tests {
         let s = parse("").expect("defaults");
         assert_eq!(
             s.url,
-            "https://archive.apache.org/dist/spark/spark-3.5.7/spark-3.5.7-bin-hadoop3.tgz"
+            "https://archive.apache.org/dist/spark/spark-4.3.0/spark-4.3.0-bin-hadoop3.tgz"
         );
         assert_eq!(s.distribution, Distribution::Direct);
         assert!(s.authenticate);
@@ -359,13 +349,25 @@ mod tests {
 
     #[test]
     fn gcm_only_where_spark_carries_the_fix() {
-        assert_eq!(parse("").expect("3.5.7").rpc_cipher, CTR);
+        assert_eq!(parse("").expect("default").rpc_cipher, GCM);
         assert_eq!(parse("version = \"4.2.0\"").expect("4.2").rpc_cipher, GCM);
+        // A pinned 3.5.x keeps Spark's CTR: its GCM drops messages (SPARK-56227).
+        let pinned = parse("version = \"3.5.7\"").expect("3.5.7");
         assert_eq!(
-            parse("rpc_cipher = \"AES/GCM/NoPadding\"")
+            (pinned.version.as_str(), pinned.rpc_cipher.as_str()),
+            ("3.5.7", CTR)
+        );
+        assert_eq!(
+            parse("version = \"3.5.7\"\nrpc_cipher = \"AES/GCM/NoPadding\"")
                 .expect("opt in")
                 .rpc_cipher,
             GCM
+        );
+        assert_eq!(
+            parse("version = \"4.3.0\"\nrpc_cipher = \"AES/CTR/NoPadding\"")
+                .expect("opt out")
+                .rpc_cipher,
+            CTR
         );
         assert_eq!(
             parse("rpc_cipher = \"DES\"").expect_err("bad").0,

@@ -8,6 +8,15 @@ use serde_json::Value;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_sparkboot");
 
+/// The Spark release a lab builds and a config without `[spark] version` installs (sparkboot's
+/// default, src/spark/release.rs).
+pub const SPARK_VERSION: &str = "4.3.0";
+
+/// The lab's tarball of the default release: `spark-<version>-bin-hadoop3.tgz`.
+pub fn spark_tarball() -> String {
+    format!("spark-{SPARK_VERSION}-bin-hadoop3.tgz")
+}
+
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
@@ -112,6 +121,11 @@ impl Lab {
         Lab::start(slot, workers, &[])
     }
 
+    /// A lab whose HTTP server serves (and whose sparkboot.toml names) this Spark release.
+    pub fn up_with_spark_version(slot: u8, workers: usize, version: &str) -> Lab {
+        Lab::start(slot, workers, &["--spark-version", version])
+    }
+
     /// A lab whose nodes boot systemd from the Debian image of scripts/debian-rootfs, with the
     /// Spark server.
     pub fn up_systemd(slot: u8, workers: usize) -> Lab {
@@ -175,7 +189,9 @@ impl Lab {
                 // A lab from before the pin: the checksum the lab wrote beside its tarball.
                 let cache = std::env::var("SPARKBOOT_CACHE")
                     .unwrap_or_else(|_| "/var/cache/sparkboot".into());
-                let f = Path::new(&cache).join("lab-spark/spark-3.5.7-bin-hadoop3.tgz.sha512");
+                let f = Path::new(&cache)
+                    .join("lab-spark")
+                    .join(format!("{}.sha512", spark_tarball()));
                 std::fs::read_to_string(&f)
                     .expect("the lab's .sha512")
                     .split_whitespace()
@@ -338,4 +354,26 @@ pub fn counts(doc: &Value) -> Vec<(String, u64, u64, u64, u64)> {
             )
         })
         .collect()
+}
+
+/// A script for the master that runs spark-sql against `spark://{master}:7077` *without* the
+/// cluster's secret (its own properties file, authentication off) and prints what it saw; it
+/// gives up after the master refuses it (or 150 s). See [`assert_refused`].
+pub fn no_secret_client_script(master: &str) -> String {
+    format!(
+        "cd /tmp; printf 'spark.master spark://{master}:7077\\n' > noauth.conf
+timeout 150 /opt/spark/bin/spark-sql --properties-file noauth.conf --conf spark.authenticate=false --master spark://{master}:7077 -e 'SELECT 6*7' > noauth.out 2>&1 &
+pid=$!; i=0
+while [ $i -lt 450 ] && kill -0 $pid 2>/dev/null && ! grep -qE 'SASL|Failed to connect to master' noauth.out; do sleep 0.3; i=$((i+1)); done
+kill $pid 2>/dev/null; wait $pid 2>/dev/null; cat noauth.out"
+    )
+}
+
+/// The output of [`no_secret_client_script`] shows the master refusing the client (SASL) and no
+/// result.
+pub fn assert_refused(output: &str) {
+    assert!(
+        output.contains("SASL") && !output.lines().any(|l| l.trim() == "42"),
+        "a client without the secret was not refused:\n{output}"
+    );
 }

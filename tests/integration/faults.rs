@@ -590,14 +590,10 @@ fn malformed_checksum(flavour: Flavour, slot: u8) {
     // What a mirror serves in place of the .sha512 when it is misconfigured: an HTML page.
     let dist = lab.path().join("dist");
     std::fs::create_dir_all(&dist).expect("dist dir");
-    std::fs::write(
-        dist.join("spark-3.5.7-bin-hadoop3.tgz"),
-        b"not really a tarball",
-    )
-    .expect("archive");
+    std::fs::write(dist.join(spark_tarball()), b"not really a tarball").expect("archive");
     let bad_line = "<html><body>404 Not Found</body></html>";
     std::fs::write(
-        dist.join("spark-3.5.7-bin-hadoop3.tgz.sha512"),
+        dist.join(format!("{}.sha512", spark_tarball())),
         format!("{bad_line}\n"),
     )
     .expect("checksum file");
@@ -619,7 +615,7 @@ fn malformed_checksum(flavour: Flavour, slot: u8) {
     // 4: the Spark archive or its checksum (README, exit codes); not 2, no node was tried.
     assert_eq!(code, Some(4), "{out}");
     assert!(
-        out.contains("spark-3.5.7-bin-hadoop3.tgz.sha512")
+        out.contains(&format!("{}.sha512", spark_tarball()))
             && out.contains(&format!("{bad_line:?}")),
         "the message names the file and shows its bad line: {out}"
     );

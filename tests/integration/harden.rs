@@ -303,16 +303,7 @@ fn harden_fixes_a_seeded_cluster_and_never_locks_the_operator_out() {
     // 5. A real job runs with the secret; a client without it is refused; REST is off.
     let sql = format!("/opt/spark/bin/spark-sql --master spark://{m}:7077 -e 'SELECT sum(id) FROM range(10000000)' 2>/dev/null");
     assert_eq!(fx.sh("lab-master", &sql).trim(), "49999995000000");
-    let refused = fx.sh("lab-master", &format!(
-        "cd /tmp; printf 'spark.master spark://{m}:7077\\n' > noauth.conf
-timeout 150 /opt/spark/bin/spark-sql --properties-file noauth.conf --conf spark.authenticate=false --master spark://{m}:7077 -e 'SELECT 6*7' > noauth.out 2>&1 &
-pid=$!; i=0
-while [ $i -lt 450 ] && kill -0 $pid 2>/dev/null && ! grep -qE 'SASL|Failed to connect to master' noauth.out; do sleep 0.3; i=$((i+1)); done
-kill $pid 2>/dev/null; wait $pid 2>/dev/null; cat noauth.out"));
-    assert!(
-        refused.contains("SASL") && !refused.lines().any(|l| l.trim() == "42"),
-        "{refused}"
-    );
+    assert_refused(&fx.sh("lab-master", &no_secret_client_script(&m)));
     assert_eq!(fx.rest_status(false), "000", "the REST server is off");
 
     // 6. No flip-flop: converge and a second harden change nothing and restart nothing.

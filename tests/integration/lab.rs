@@ -526,8 +526,9 @@ fn spark_tarball_is_served_with_a_matching_sha512() {
     let lab = Lab::new(106);
     let first = lab.addr(2);
     let out = lab.ok(&["up", "--workers", "0", "--first-address", &first]);
+    let v = crate::common::SPARK_VERSION;
     let url = format!(
-        "http://127.{}.255.254:8000/spark-3.5.7-bin-hadoop3.tgz",
+        "http://127.{}.255.254:8000/spark-{v}-bin-hadoop3.tgz",
         lab.range
     );
     assert!(out.contains(&url), "up should print the Spark URL: {out}");
@@ -535,8 +536,8 @@ fn spark_tarball_is_served_with_a_matching_sha512() {
     assert!(sample.contains("spark-{version}-{package}.tgz"), "{sample}");
     let q = |s: &str| shlex::try_quote(s).expect("quote").into_owned();
     let script = format!(
-        "set -e; cd /tmp; curl -fsSO {tgz}; curl -fsSO {sha}; sha512sum -c spark-3.5.7-bin-hadoop3.tgz.sha512; \
-         tar xzf spark-3.5.7-bin-hadoop3.tgz; cd spark-3.5.7-bin-hadoop3; \
+        "set -e; cd /tmp; curl -fsSO {tgz}; curl -fsSO {sha}; sha512sum -c spark-{v}-bin-hadoop3.tgz.sha512; \
+         tar xzf spark-{v}-bin-hadoop3.tgz; cd spark-{v}-bin-hadoop3; \
          test -x bin/spark-submit; test -x sbin/spark-daemon.sh; test -d conf; test -f RELEASE; ls jars | wc -l",
         tgz = q(&url),
         sha = q(&format!("{url}.sha512")),

@@ -86,7 +86,7 @@ fn an_overridden_layout_moves_converge_status_harden_and_scale_in_together() {
         ),
     );
     assert!(
-        where_.contains(&format!("{INSTALL_ROOT}/spark-3.5.7-bin-hadoop3"))
+        where_.contains(&format!("{INSTALL_ROOT}/spark-{SPARK_VERSION}-bin-hadoop3"))
             && where_.contains("Worker-1.pid")
             && where_.contains("no-opt-spark"),
         "{where_}"
@@ -98,7 +98,11 @@ fn an_overridden_layout_moves_converge_status_harden_and_scale_in_together() {
     assert_eq!(st["healthy"], true, "{st:#}");
     for n in st["nodes"].as_array().expect("nodes") {
         assert_eq!(n["daemon_running"], true, "{n}");
-        assert_eq!(n["spark_version"], "spark-3.5.7-bin-hadoop3", "{n}");
+        assert_eq!(
+            n["spark_version"],
+            format!("spark-{SPARK_VERSION}-bin-hadoop3"),
+            "{n}"
+        );
     }
 
     // harden's rules follow it: a loosened conf file at the moved path fails spark-file-perms.

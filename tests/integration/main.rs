@@ -2,6 +2,7 @@
 //! on lab nodes (Linux namespaces), so they run as root; CI runs them all.
 
 mod aws;
+mod cipher;
 mod cli_contract;
 mod cluster_lock;
 mod common;

@@ -372,7 +372,7 @@ fn spark_cluster_end_to_end() {
         .expect("kill")
         .success());
     let sha =
-        std::fs::read_to_string(Path::new(&served).join("spark-3.5.7-bin-hadoop3.tgz.sha512"))
+        std::fs::read_to_string(Path::new(&served).join(format!("{}.sha512", spark_tarball())))
             .expect("sha");
     let sha = sha.split_whitespace().next().expect("hex").to_string();
     // A fresh address: a new node at a removed node's address has a new host key, which

@@ -546,7 +546,7 @@ pub fn ids(workers: &[(String, String)]) -> Vec<String> {
 
 /// The Spark archive the lab's server publishes (in the cache), for `file://` sources.
 pub fn lab_spark() -> PathBuf {
-    cache().join("lab-spark/spark-3.5.7-bin-hadoop3.tgz")
+    cache().join("lab-spark").join(spark_tarball())
 }
 
 /// The SHA-512 (hex) the lab publishes beside its Spark archive.
