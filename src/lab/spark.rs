@@ -3,7 +3,8 @@
 //! checksum path without the internet.
 //!
 //! The sdist carries a Spark distribution under `pyspark-X/deps/`; we copy its `bin/`, `sbin/`
-//! and `jars/` into `spark-X-bin-hadoop3/`, add an empty `conf/` and a `RELEASE` file, and write
+//! and `jars/` into `spark-X-bin-hadoop3/`, its `lib/*.zip` (pyspark and py4j) into
+//! `python/lib/` where spark-submit looks for them, add an empty `conf/` and a `RELEASE` file, and write
 //! the `.sha512` beside it in the one-line format of recent Apache releases. The result is built
 //! once per version (`lab up --spark-version`, default the built-in `[spark] version`) and
 //! cached outside the lab dir (`$SPARKBOOT_CACHE/lab-spark`, default /var/cache/sparkboot), so
@@ -79,7 +80,9 @@ pub fn ensure_tarball(python: &Path, version: &str) -> Result<PathBuf, LabError>
     if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX) } != 0 {
         return Err(LabError::io("lock", &lock_path, io::Error::last_os_error()));
     }
-    if tarball.is_file() && checksum.is_file() {
+    let stamp = out_dir.join(format!("{name}.build"));
+    let current = std::fs::read_to_string(&stamp).is_ok_and(|s| s.trim() == BUILD);
+    if tarball.is_file() && checksum.is_file() && current {
         return Ok(out_dir);
     }
     let sdist = ensure_sdist(python, &cache, version)?;
@@ -108,6 +111,7 @@ pub fn ensure_tarball(python: &Path, version: &str) -> Result<PathBuf, LabError>
     std::fs::rename(&tmp, &tarball).map_err(|e| LabError::io("rename into place", &tarball, e))?;
     let line = format!("{digest}  {name}\n");
     super::state::write_atomic(&checksum, line.as_bytes(), 0o644)?;
+    super::state::write_atomic(&stamp, format!("{BUILD}\n").as_bytes(), 0o644)?;
     Ok(out_dir)
 }
 
@@ -209,16 +213,22 @@ fn dir_header() -> tar::Header {
 }
 
 /// Streams the sdist (gzip tar) into a Spark-shaped gzip tar; returns the output writer.
+/// What a cached tarball holds; a tarball built to an older layout is built again. 2: Python's
+/// `python/lib/{pyspark,py4j-*-src}.zip` too, where spark-submit finds them for Python apps as
+/// in a real release.
+const BUILD: &str = "2 bin sbin jars python/lib";
+
 pub fn build<R: Read, W: Write>(sdist: R, out: W, version: &str) -> io::Result<W> {
     let top = format!("spark-{version}-{PACKAGE}");
     let deps = PathBuf::from(format!("pyspark-{version}")).join("deps");
     let mut builder = tar::Builder::new(GzEncoder::new(out, Compression::fast()));
-    for dir in ["", "bin", "sbin", "jars", "conf"] {
+    let python_lib = PathBuf::from(format!("pyspark-{version}")).join("lib");
+    for dir in ["", "bin", "sbin", "jars", "conf", "python", "python/lib"] {
         builder.append_data(&mut dir_header(), Path::new(&top).join(dir), io::empty())?;
     }
     let release = format!(
         "Spark {version} built for Hadoop 3\n\
-         Repackaged by `sparkboot lab` from PyPI pyspark-{version}.tar.gz (bin, sbin and jars only).\n"
+         Repackaged by `sparkboot lab` from PyPI pyspark-{version}.tar.gz (bin, sbin, jars and python/lib only).\n"
     );
     let mut header = tar::Header::new_gnu();
     header.set_entry_type(tar::EntryType::Regular);
@@ -236,6 +246,22 @@ pub fn build<R: Read, W: Write>(sdist: R, out: W, version: &str) -> io::Result<W
     for entry in archive.entries()? {
         let mut entry = entry?;
         let path = entry.path()?.into_owned();
+        // pyspark.zip and py4j's zip: what a release has in python/lib.
+        if let Ok(zip) = path.strip_prefix(&python_lib) {
+            let is_zip = zip.components().count() == 1
+                && zip.extension().is_some_and(|e| e == "zip")
+                && entry.header().entry_type().is_file();
+            if is_zip {
+                let mut header = tar::Header::new_gnu();
+                header.set_mtime(entry_mtime(&mut entry));
+                header.set_entry_type(tar::EntryType::Regular);
+                header.set_mode(0o644);
+                header.set_size(entry.size());
+                let target = Path::new(&top).join("python/lib").join(zip);
+                builder.append_data(&mut header, &target, &mut entry)?;
+            }
+            continue;
+        }
         let Ok(rest) = path.strip_prefix(&deps) else {
             continue;
         };
@@ -312,6 +338,12 @@ mod tests {
             (format!("pyspark-{version}/deps/jars/spark-core.jar"), 0o644),
             (format!("pyspark-{version}/deps/examples/skip.py"), 0o644),
             (format!("pyspark-{version}/setup.py"), 0o644),
+            (format!("pyspark-{version}/lib/pyspark.zip"), 0o644),
+            (
+                format!("pyspark-{version}/lib/py4j-0.10.9.9-src.zip"),
+                0o644,
+            ),
+            (format!("pyspark-{version}/lib/README.txt"), 0o644),
         ];
         for (path, mode) in files {
             let mut header = tar::Header::new_gnu();
@@ -349,6 +381,10 @@ mod tests {
             assert_eq!(find("jars/spark-core.jar"), Some(0o644), "{version}");
             assert!(find("conf").is_some());
             assert!(find("RELEASE").is_some());
+            // Python apps: spark-submit puts these on the driver's PYTHONPATH.
+            assert_eq!(find("python/lib/pyspark.zip"), Some(0o644), "{version}");
+            assert_eq!(find("python/lib/py4j-0.10.9.9-src.zip"), Some(0o644));
+            assert!(find("python/lib/README.txt").is_none());
             assert!(!seen
                 .iter()
                 .any(|(p, _)| p.contains("examples") || p.contains("setup.py")));

@@ -379,12 +379,12 @@ fn dies_mid_unpack(flavour: Flavour, slot: u8) {
     // lab-worker-2's install dir is a tmpfs with room for the archive and 16 MiB more: the
     // download fits, the unpacked tree does not.
     let cache = std::env::var("SPARKBOOT_CACHE").unwrap_or_else(|_| "/var/cache/sparkboot".into());
-    let archive = std::fs::read_dir(Path::new(&cache).join("lab-spark"))
-        .expect("the lab's Spark cache")
-        .flatten()
-        .find(|e| e.file_name().to_string_lossy().ends_with(".tgz"))
-        .expect("the lab's Spark archive");
-    let mib = archive.metadata().expect("archive size").len() / (1 << 20) + 16;
+    let archive = Path::new(&cache).join("lab-spark").join(spark_tarball());
+    let mib = std::fs::metadata(&archive)
+        .unwrap_or_else(|e| panic!("the lab's Spark archive {}: {e}", archive.display()))
+        .len()
+        / (1 << 20)
+        + 16;
     lab.in_node(
         "lab-worker-2",
         &format!("mount -t tmpfs -o size={mib}m,mode=755 sparkboot-full /opt"),

@@ -4,9 +4,8 @@
 //! the master UI's `/json/` on a local port and closes it when killed. In cluster mode the
 //! driver runs on the worker and its final state (FINISHED, FAILED) decides the exit.
 //!
-//! The lab's Spark is built from the pyspark sdist's `bin/ sbin/ jars/` only, without the
-//! `python/lib/` a real release carries, so the tests send pyspark's own `pyspark.zip` and
-//! py4j's source zip (both in the sdist's `lib/`) with `--py-files`, which also exercises it.
+//! The lab's Spark carries `python/lib/` (pyspark and py4j) as a release does, so a Python app
+//! needs nothing more; `--py-files` ships a helper module the app imports.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
@@ -25,47 +24,21 @@ fn converged(slot: u8) -> (Lab, PathBuf) {
     (lab, cfg)
 }
 
-/// pyspark.zip and py4j's zip from the cached sdist, into `dir`.
-fn pyspark_zips(dir: &Path) -> Vec<PathBuf> {
-    let cache = std::env::var("SPARKBOOT_CACHE").unwrap_or_else(|_| "/var/cache/sparkboot".into());
-    let sdist = Path::new(&cache).join("pypi/pyspark-3.5.7.tar.gz");
-    let members = [
-        "pyspark-3.5.7/lib/pyspark.zip",
-        "pyspark-3.5.7/lib/py4j-0.10.9.7-src.zip",
-    ];
-    let st = Command::new("tar")
-        .arg("-xzf")
-        .arg(&sdist)
-        .arg("-C")
-        .arg(dir)
-        .arg("--strip-components=2")
-        .args(members)
-        .status()
-        .expect("tar");
-    assert!(
-        st.success(),
-        "extracting pyspark's zips from {}",
-        sdist.display()
-    );
-    vec![dir.join("pyspark.zip"), dir.join("py4j-0.10.9.7-src.zip")]
-}
-
 #[test]
 fn submit_returns_the_answer_and_a_failing_app_exits_non_zero() {
     let (lab, cfg) = converged(70);
     let cfg = cfg.to_str().expect("utf-8").to_string();
-    let zips = pyspark_zips(lab.path());
-    let py_files = zips
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(",");
+    // A module the app imports, shipped with --py-files.
+    let helper = lab.path().join("answer.py");
+    std::fs::write(&helper, "def total(spark):\n    return spark.range(10000000).selectExpr('sum(id)').collect()[0][0]\n")
+        .expect("write helper");
+    let py_files = helper.display().to_string();
     let app = lab.path().join("sum.py");
     std::fs::write(
         &app,
-        "import sys\nfrom pyspark.sql import SparkSession\n\
+        "import sys\nfrom pyspark.sql import SparkSession\nimport answer\n\
          spark = SparkSession.builder.appName('sum').getOrCreate()\n\
-         print(spark.range(10000000).selectExpr('sum(id)').collect()[0][0])\n\
+         print(answer.total(spark))\n\
          print('args', *sys.argv[1:])\nspark.stop()\n",
     )
     .expect("write app");
