@@ -51,5 +51,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Harden(args) => commands::harden::run(&args),
         Command::Watch(args) => watch::run(&args),
         Command::KnownHosts(args) => commands::known_hosts::run(&args),
+        Command::Completions(args) => commands::cli_docs::completions(args.shell),
+        Command::Man => commands::cli_docs::man(),
     }
 }
