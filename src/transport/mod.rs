@@ -17,7 +17,7 @@ use thiserror::Error;
 
 pub use hostkeys::{HostKeyError, KnownHosts};
 pub use pool::{jump_sessions, JumpPool};
-pub use session::{Connection, Output};
+pub use session::{Connection, Output, Watch};
 
 /// Tunables for connections, resolved from the config.
 #[derive(Debug, Clone)]
