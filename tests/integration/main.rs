@@ -12,6 +12,7 @@ mod jump;
 mod lab;
 mod layout;
 mod leaks;
+mod progress;
 mod reliability;
 mod security;
 mod spark;
