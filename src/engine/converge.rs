@@ -122,8 +122,13 @@ pub fn prepare(engine: &Engine, req: &ConvergeRequest) -> Result<PlanBase, Error
         .any(|r| r.data.context.iter().any(|c| c == "spark"))
     {
         let l = Layout::load(&library)?;
-        let spark =
-            crate::spark::prepare_for(&config, &l, engine.inventory.cloud.as_ref(), req.check)?;
+        let spark = crate::spark::prepare_for(
+            &config,
+            &l,
+            engine.inventory.cloud.as_ref(),
+            req.check,
+            &engine.progress,
+        )?;
         secrets.extend(spark.secrets);
         values = serde_json::to_value(&spark.context)
             .map_err(|e| Error::Usage(format!("internal: the Spark context: {e}")))?;

@@ -136,6 +136,13 @@ impl HostBar {
         }
     }
 
+    /// Removes the line (a controller-side task that is over).
+    pub fn clear(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+
     /// Whether anything is drawn (stderr a terminal, no `--json`): watchers skip their work
     /// otherwise.
     pub fn shown(&self) -> bool {

@@ -1,6 +1,7 @@
 //! Progress a person can wait by, end to end in a pseudo-terminal (`script` from util-linux):
 //! a node's download shows bytes, total, rate and time left on its host's line, a push-mode
-//! upload the same, over an overall "N/M hosts done" line; with `--json` nothing of it reaches
+//! upload the same (and the controller's own download before it), over an overall "N/M hosts
+//! done" line; with `--json` nothing of it reaches
 //! the terminal and stdout is the JSON document. Lab 127.80.0.0/16 (1 master, 1 worker, the
 //! lab's Spark tarball), and a deliberately slow HTTP server on 127.80.255.253 so that a
 //! download lasts seconds, as it does from a real mirror, instead of a blink over loopback.
@@ -145,6 +146,11 @@ fn converge_args(lab: &Lab, cfg: &Path, extra: &[&str]) -> Vec<String> {
 
 /// The screen's lines that mention `word` (escape sequences cut off), for the test's log.
 fn sample(screen: &str, word: &str) -> Vec<String> {
+    lines_with(screen, word).into_iter().take(8).collect()
+}
+
+/// Every line of the screen that mentions `word`, escape sequences removed, repeats dropped.
+fn lines_with(screen: &str, word: &str) -> Vec<String> {
     let mut plain = String::new();
     let mut chars = screen.chars();
     while let Some(c) = chars.next() {
@@ -167,7 +173,7 @@ fn sample(screen: &str, word: &str) -> Vec<String> {
         .map(|l| l.trim().to_string())
         .collect();
     lines.dedup();
-    lines.into_iter().take(8).collect()
+    lines
 }
 
 /// A transfer line as `report::transfer` writes it: `<verb> 12.0 MiB / 316.2 MiB (3%), ...`.
@@ -232,16 +238,14 @@ fn downloads_and_uploads_show_bytes_rate_and_time_left_in_a_terminal() {
         serde_json::from_slice(&std::fs::read(&doc_file).expect("json")).expect("valid JSON");
     assert_eq!(doc["summary"]["changed"], 1, "{doc:#}");
 
-    // 3. Push mode: the controller streams the archive over SSH; the line shows the upload.
-    stop.store(true, Ordering::Relaxed);
-    let _ = server.join();
+    // 3. Push mode: the controller downloads the archive once (its own line shows that), then
+    //    streams it over SSH; the node's line shows the upload.
     lab.sh(&direct, "lab-worker-1", again);
     let push = config(
         &lab,
         "push.toml",
         &format!(
-            "source = \"file://{}\"\ndistribution = \"push\"",
-            lab_tarball(&lab).display()
+            "source = \"http://{SERVER}/spark-{{version}}-{{package}}.tgz\"\ndistribution = \"push\""
         ),
     );
     let started = Instant::now();
@@ -255,9 +259,18 @@ fn downloads_and_uploads_show_bytes_rate_and_time_left_in_a_terminal() {
         screen.contains("Ensure the archive is installed: uploaded 301."),
         "the line does not say when the upload is complete:\n{screen}"
     );
+    assert!(
+        lines_with(&screen, "downloading")
+            .iter()
+            .any(|l| l.contains("controller downloading") && l.contains(" MiB / ")),
+        "no progress for the controller's own download:\n{screen}"
+    );
+    stop.store(true, Ordering::Relaxed);
+    let _ = server.join();
     eprintln!(
-        "push upload converge: {:?}; the terminal showed {:#?}",
+        "push upload converge: {:?}; the terminal showed {:#?} and {:#?}",
         started.elapsed(),
+        sample(&screen, "controller"),
         sample(&screen, "uploading")
     );
 }
