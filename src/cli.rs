@@ -4,13 +4,20 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueHint};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "sparkboot",
     version,
-    about = "Converge a Spark standalone cluster over SSH"
+    about = "Converge a Spark standalone cluster over SSH",
+    long_about = "Converge a Spark standalone cluster over SSH.\n\n\
+        After `terraform apply` has created bare infrastructure (or for any hosts named in an \
+        inventory file), `sparkboot converge` configures every node over SSH, in parallel: \
+        Java, Spark downloaded and verified against its SHA-512, config rendered from \
+        templates, a cluster key made on the master, daemons started master first and every \
+        worker checked as registered. Re-run it after every scale event: it changes only what \
+        needs changing. Configuration is read from sparkboot.toml (see the README)."
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -21,7 +28,7 @@ pub struct Cli {
 #[derive(Debug, Clone, Args)]
 pub struct CommonArgs {
     /// sparkboot.toml to read; a missing default file means built-in defaults.
-    #[arg(long, default_value = "sparkboot.toml", global = true)]
+    #[arg(long, default_value = "sparkboot.toml", global = true, value_hint = ValueHint::FilePath)]
     pub config: PathBuf,
     /// Inventory: FILE, `terraform:DIR` or `aws` (default: `inventory` in the config).
     ///
@@ -35,7 +42,8 @@ pub struct CommonArgs {
         long,
         short = 'i',
         global = true,
-        value_name = "FILE|terraform:DIR|aws"
+        value_name = "FILE|terraform:DIR|aws",
+        value_hint = ValueHint::AnyPath
     )]
     pub inventory: Option<String>,
     /// Only these hosts: comma-separated names, addresses, `master` or `workers`.
@@ -81,6 +89,10 @@ pub enum Command {
     KnownHosts(KnownHostsArgs),
     /// Manage local lab nodes (isolated namespaces with real sshd).
     Lab(LabArgs),
+    /// Print a shell completion script, generated from these definitions (see README).
+    Completions(CompletionsArgs),
+    /// Print the manual page sparkboot(1) in roff, every command in it (see README).
+    Man,
     /// Internal: init process of a lab node. Not for direct use.
     #[command(hide = true, name = "lab-init")]
     LabInit(LabInitArgs),
@@ -227,7 +239,10 @@ pub struct KnownHostsArgs {
 pub enum KnownHostsCommand {
     /// Remove the keys pinned for a host (an inventory name, an address, or an instance ID), so
     /// the next run records its new key. Only after you have confirmed the node was rebuilt.
-    Forget { host: String },
+    Forget {
+        /// An inventory name, an address or an instance ID.
+        host: String,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -244,7 +259,7 @@ pub struct SshArgs {
 #[derive(Debug, Args)]
 pub struct LabArgs {
     /// Directory holding all lab state: keys, inventory, node file systems.
-    #[arg(long, default_value = ".sparkboot/lab", global = true)]
+    #[arg(long, default_value = ".sparkboot/lab", global = true, value_hint = ValueHint::DirPath)]
     pub dir: PathBuf,
     #[command(subcommand)]
     pub command: LabCommand,
@@ -254,6 +269,7 @@ pub struct LabArgs {
 pub enum LabCommand {
     /// Create (or complete) a lab of one master and N workers. Idempotent.
     Up {
+        /// How many worker nodes besides the master.
         #[arg(long, default_value_t = 2)]
         workers: usize,
         /// Do not build or serve the lab's Spark tarball.
@@ -280,24 +296,43 @@ pub enum LabCommand {
     },
     /// Add one worker node, optionally at a given loopback address.
     Add {
+        /// Its loopback address (default: the next free one after the lab's nodes).
         #[arg(long)]
         address: Option<String>,
+        /// Its name (default: lab-worker-N).
         #[arg(long)]
         name: Option<String>,
     },
     /// Remove one node (its processes, mounts and files).
-    Remove { name: String },
+    Remove {
+        /// The node's name.
+        name: String,
+    },
     /// Stop one node's sshd (the node stays up): a fault for tests.
-    Stop { name: String },
+    Stop {
+        /// The node's name.
+        name: String,
+    },
     /// Start one node's sshd again.
-    Start { name: String },
+    Start {
+        /// The node's name.
+        name: String,
+    },
     /// Show the nodes and whether their sshd is running.
     Status {
+        /// Print one JSON object on stdout.
         #[arg(long)]
         json: bool,
     },
     /// Tear down everything the lab started.
     Down,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

@@ -27,6 +27,18 @@ pub const EXIT_LOCKED: u8 = 6;
 /// cluster mode the driver ended other than FINISHED).
 pub const EXIT_APP_FAILED: u8 = 7;
 
+/// Every exit code and what it means, for the manual page's EXIT STATUS (README, "Exit codes",
+/// says the same at more length).
+pub const EXIT_CODES: [(u8, &str); 7] = [
+    (0, "Every selected host converged (or, with --check, nothing would change)."),
+    (EXIT_USAGE, "Bad usage, config, inventory or role, caught before any connection."),
+    (EXIT_HOST_FAILED, "At least one host failed or was unreachable (the others still converged); for status, the cluster is not healthy."),
+    (EXIT_CHANGES_PENDING, "--check only: changes are pending."),
+    (EXIT_DOWNLOAD, "The Spark archive or its checksum could not be fetched or verified; nothing was changed on any host."),
+    (EXIT_CLOUD, "Cloud discovery (terraform output, the AWS API) or S3 staging failed; nothing was changed on any host."),
+    (EXIT_LOCKED, "Another run holds the lock this one needs (the cluster lock on the master, or the watcher's state lock)."),
+];
+
 #[derive(Debug, Error)]
 pub enum Error {
     #[error("{0}")]
@@ -49,6 +61,9 @@ pub enum Error {
     /// Another run holds the lock this one needs (one watcher per cluster).
     #[error("{0}")]
     Locked(String),
+    /// Standard output could not be written (not a closed pipe: that ends the output quietly).
+    #[error("cannot write to standard output: {0}")]
+    Stdout(std::io::Error),
 }
 
 impl Error {
@@ -66,6 +81,7 @@ impl Error {
             | Error::Role(_)
             | Error::Lab(_)
             | Error::Harden(_)
+            | Error::Stdout(_)
             | Error::Spark(SparkError::Secret { .. }) => EXIT_USAGE,
         })
     }

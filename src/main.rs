@@ -53,5 +53,7 @@ fn run(cli: Cli) -> Result<ExitCode, Error> {
         Command::Submit(args) => commands::submit::run(&args),
         Command::Tunnel(args) => commands::tunnel::run(&args),
         Command::KnownHosts(args) => commands::known_hosts::run(&args),
+        Command::Completions(args) => commands::cli_docs::completions(args.shell),
+        Command::Man => commands::cli_docs::man(),
     }
 }

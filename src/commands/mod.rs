@@ -1,6 +1,8 @@
 //! The subcommands that talk to a cluster. Each resolves flags and config into what the engine
-//! needs, validating everything before the first connection.
+//! needs, validating everything before the first connection. (`cli_docs` is the exception: it
+//! prints completions and the manual page, generated from `cli`, and talks to nothing.)
 
+pub mod cli_docs;
 pub mod converge;
 pub mod exec;
 pub mod harden;

@@ -122,8 +122,13 @@ pub fn prepare(engine: &Engine, req: &ConvergeRequest) -> Result<PlanBase, Error
         .any(|r| r.data.context.iter().any(|c| c == "spark"))
     {
         let l = Layout::load(&library)?;
-        let spark =
-            crate::spark::prepare_for(&config, &l, engine.inventory.cloud.as_ref(), req.check)?;
+        let spark = crate::spark::prepare_for(
+            &config,
+            &l,
+            engine.inventory.cloud.as_ref(),
+            req.check,
+            &engine.progress,
+        )?;
         secrets.extend(spark.secrets);
         values = serde_json::to_value(&spark.context)
             .map_err(|e| Error::Usage(format!("internal: the Spark context: {e}")))?;
@@ -242,6 +247,7 @@ fn probe_all(
     exports: &mut serde_json::Map<String, Value>,
 ) -> Vec<(Node, HostConverge)> {
     let (p, snapshot) = (plan.clone(), Arc::new(Value::Object(exports.clone())));
+    engine.progress.stage("gathering facts");
     let items = engine.each(items, move |node, hc| hc.probe(node, &p, &snapshot));
     let master = &plan.inventory.master.name;
     if let Some((_, hc)) = items.iter().find(|(n, _)| &n.host.name == master) {
@@ -383,6 +389,7 @@ pub fn run(
         // Nothing a later phase waits for changes: each host runs its phases back to back.
         let (p, snapshot) = (plan.clone(), Arc::new(Value::Object(exports.clone())));
         let all: Vec<u32> = phases.iter().copied().collect();
+        engine.progress.stage("converging");
         items = engine.each(items, move |node, hc| {
             for &phase in &all {
                 hc.run_phase(node, &p, phase, false, &snapshot);
@@ -403,6 +410,7 @@ pub fn run(
                 &plan.base.values,
             ),
         )?;
+        engine.progress.stage(&format!("phase {phase}"));
         items = engine.each(items, move |node, hc| {
             let before = hc.changed;
             hc.run_phase(node, &p, phase, check, &snapshot);

@@ -270,7 +270,7 @@ impl HostConverge {
 
 /// Runs one change; on failure the node is marked failed with the last lines of stderr.
 fn apply_change(node: &mut Node, step: &PlannedStep, change: &Change, redactor: &Redactor) -> bool {
-    let Some(out) = node.run(&change.script, change.stdin.as_ref()) else {
+    let Some(out) = node.run_change(&change.script, change.stdin.as_ref(), &step.name) else {
         return false;
     };
     if out.success() {

@@ -26,7 +26,7 @@ use tokio::sync::Semaphore;
 use crate::config::Config;
 use crate::error::Error;
 use crate::inventory::Inventory;
-use crate::report::Progress;
+use crate::report::{PassCounter, Progress};
 use crate::transport::{jump_sessions, JumpPool, KnownHosts};
 
 pub use host::HostConverge;
@@ -131,12 +131,20 @@ impl Engine {
         T: Send + 'static,
         F: Fn(&mut Node, &mut T) + Send + Sync + 'static,
     {
+        let pass = self
+            .progress
+            .pass(items.iter().filter(|(n, _)| n.alive()).count());
         self.runtime
-            .block_on(fan_out(items, self.limits, Arc::new(work)))
+            .block_on(fan_out(items, self.limits, Arc::new(work), pass))
     }
 }
 
-async fn fan_out<T, F>(items: Vec<(Node, T)>, limits: Limits, work: Arc<F>) -> Vec<(Node, T)>
+async fn fan_out<T, F>(
+    items: Vec<(Node, T)>,
+    limits: Limits,
+    work: Arc<F>,
+    pass: PassCounter,
+) -> Vec<(Node, T)>
 where
     T: Send + 'static,
     F: Fn(&mut Node, &mut T) + Send + Sync + 'static,
@@ -147,10 +155,19 @@ where
     for (node, value) in items {
         let (forks, work) = (forks.clone(), work.clone());
         let gate = gates.gate(&node.host);
+        let pass = pass.clone();
         tasks.push(tokio::spawn(async move {
             if !node.alive() {
                 return (node, value);
             }
+            // Counted on the overall line however the host ends (done, failed, unreachable).
+            struct Done(PassCounter);
+            impl Drop for Done {
+                fn drop(&mut self) {
+                    self.0.host_done();
+                }
+            }
+            let _done = Done(pass);
             let Ok(_slot) = forks.acquire_owned().await else {
                 return (node, value);
             };

@@ -7,10 +7,11 @@ use std::sync::Arc;
 
 use crate::inventory::Host;
 use crate::plan::Payload;
+use crate::report::transfer::ProgressLines;
 use crate::report::HostBar;
 use crate::shell::Privilege;
 use crate::transport::{
-    Connection, JumpPool, KnownHosts, Output, SshOptions, StreamSink, TransportError,
+    Connection, JumpPool, KnownHosts, Output, SshOptions, StreamSink, TransportError, Watch,
 };
 
 #[derive(Debug, Clone, PartialEq)]
@@ -109,12 +110,24 @@ impl Node {
     /// and `None` is returned. A session that dropped while idle (the host rebooted, sshd
     /// restarted) is opened again once, when the command could not even start.
     pub fn run(&mut self, script: &str, stdin: Option<&Payload>) -> Option<Output> {
-        self.run_with(script, Privilege::Root, stdin)
+        self.run_with(script, Privilege::Root, stdin, None)
+    }
+
+    /// [`run`](Self::run) for a change that may move much data: a pushed file's upload, or the
+    /// progress lines a node's download prints, shown on this host's line while it runs.
+    /// `step` labels the line once the transfer is complete.
+    pub fn run_change(
+        &mut self,
+        script: &str,
+        stdin: Option<&Payload>,
+        step: &str,
+    ) -> Option<Output> {
+        self.run_with(script, Privilege::Root, stdin, Some(step))
     }
 
     /// Runs a command as the login user (no sudo): `sparkboot exec` without `--sudo`.
     pub fn run_as_login(&mut self, command: &str) -> Option<Output> {
-        self.run_with(command, Privilege::AsLogin, None)
+        self.run_with(command, Privilege::AsLogin, None, None)
     }
 
     /// Runs a script as root and streams its output to `sink` as it arrives (no time limit),
@@ -142,6 +155,7 @@ impl Node {
         script: &str,
         privilege: Privilege,
         stdin: Option<&Payload>,
+        show_transfer: Option<&str>,
     ) -> Option<Output> {
         if !self.alive() {
             return None;
@@ -149,12 +163,12 @@ impl Node {
         if self.conn.is_none() {
             self.connect();
         }
-        let result = self.exec(script, privilege, stdin)?;
+        let result = self.exec(script, privilege, stdin, show_transfer)?;
         let result = match result {
             Err(e) if e.is_stale_session() => {
                 self.conn = None;
                 self.connect();
-                self.exec(script, privilege, stdin)?
+                self.exec(script, privilege, stdin, show_transfer)?
             }
             other => other,
         };
@@ -172,13 +186,26 @@ impl Node {
         script: &str,
         privilege: Privilege,
         stdin: Option<&Payload>,
+        show_transfer: Option<&str>,
     ) -> Option<Result<Output, TransportError>> {
         let conn = self.conn.as_ref()?;
         self.commands += 1;
+        let mut shown;
+        let watch: &mut dyn Watch = match show_transfer.filter(|_| self.bar.shown()) {
+            Some(step) => {
+                let upload = match stdin {
+                    Some(Payload::LocalFile(p)) => std::fs::metadata(p).ok().map(|m| m.len()),
+                    _ => None,
+                };
+                shown = TransferWatch::new(self.bar.clone(), step, upload);
+                &mut shown
+            }
+            None => &mut (),
+        };
         Some(match stdin {
-            None => conn.run(script, privilege, None),
-            Some(Payload::Bytes(b)) => conn.run(script, privilege, Some(b)),
-            Some(Payload::LocalFile(p)) => conn.run_with_file(script, privilege, p),
+            None => conn.run_watched(script, privilege, None, watch),
+            Some(Payload::Bytes(b)) => conn.run_watched(script, privilege, Some(b), watch),
+            Some(Payload::LocalFile(p)) => conn.run_with_file(script, privilege, p, watch),
         })
     }
 
@@ -200,5 +227,70 @@ impl Node {
             NodeState::Failed(_) => "FAILED",
             NodeState::Unreachable(_) => "UNREACHABLE",
         });
+    }
+}
+
+/// Shows a transfer on a host's line: the bytes of a pushed file sent so far (an upload of a
+/// known size), or what a node's download reports on stdout (see `report::transfer::MARKER`).
+/// Redraws at most five times a second.
+struct TransferWatch {
+    bar: HostBar,
+    step: String,
+    started: std::time::Instant,
+    last: Option<std::time::Instant>,
+    upload: Option<u64>,
+    lines: ProgressLines,
+}
+
+impl TransferWatch {
+    fn new(bar: HostBar, step: &str, upload: Option<u64>) -> Self {
+        TransferWatch {
+            bar,
+            step: step.to_string(),
+            started: std::time::Instant::now(),
+            last: None,
+            upload,
+            lines: ProgressLines::default(),
+        }
+    }
+
+    fn due(&mut self, last_one: bool) -> bool {
+        let now = std::time::Instant::now();
+        let due = last_one
+            || self
+                .last
+                .is_none_or(|t| now.duration_since(t) >= std::time::Duration::from_millis(200));
+        if due {
+            self.last = Some(now);
+        }
+        due
+    }
+}
+
+impl Watch for TransferWatch {
+    fn sent(&mut self, total: u64) {
+        if let Some(size) = self.upload {
+            if self.due(total >= size) {
+                self.bar.transfer(
+                    &self.step,
+                    ("uploading", "uploaded"),
+                    total,
+                    Some(size),
+                    self.started,
+                );
+            }
+        }
+    }
+
+    fn stdout(&mut self, chunk: &[u8]) {
+        if let Some((done, total)) = self.lines.feed(chunk) {
+            self.bar.transfer(
+                &self.step,
+                ("downloading", "downloaded"),
+                done,
+                total,
+                self.started,
+            );
+        }
     }
 }

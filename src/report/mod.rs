@@ -1,10 +1,15 @@
-//! What the operator sees: one progress line per host while the run goes, then a recap table,
-//! or one JSON object with `--json`.
+//! What the operator sees: one progress line per host while the run goes (with bytes, rate and
+//! time left while a host downloads or uploads the Spark archive) under an overall "N/M hosts
+//! done" line, then a recap table, or one JSON object with `--json`. Progress goes to stderr,
+//! only when it is a terminal and never with `--json` (the caller decides: `Progress::new`).
 //!
 //! The JSON shape is a documented contract (README, "JSON output"): bump `schema` when it
 //! changes incompatibly.
 
-use std::time::Duration;
+pub mod transfer;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use serde::Serialize;
@@ -15,6 +20,9 @@ use crate::plan::StepReport;
 pub struct Progress {
     multi: MultiProgress,
     enabled: bool,
+    /// The overall line (first on screen), made when the first pass over hosts begins.
+    overall: Mutex<Option<ProgressBar>>,
+    stage: Mutex<String>,
 }
 
 /// One host's progress line. Cheap to clone and safe to move into blocking tasks.
@@ -23,8 +31,28 @@ pub struct HostBar {
     bar: Option<ProgressBar>,
 }
 
+/// Counts the hosts of one pass (probing, a phase) that are done, on the overall line.
+#[derive(Clone)]
+pub struct PassCounter {
+    bar: Option<ProgressBar>,
+    stage: Arc<str>,
+}
+
+impl PassCounter {
+    pub fn host_done(&self) {
+        if let Some(b) = &self.bar {
+            b.inc(1);
+            let (done, total) = (b.position(), b.length().unwrap_or(0));
+            b.set_message(transfer::hosts_line(&self.stage, done, total));
+        }
+    }
+}
+
 impl Progress {
+    /// `enabled` is the command's wish (no `--json`); nothing is drawn, and no progress is
+    /// tracked, unless stderr is also a terminal.
     pub fn new(enabled: bool) -> Self {
+        let enabled = enabled && std::io::IsTerminal::is_terminal(&std::io::stderr());
         let target = if enabled {
             ProgressDrawTarget::stderr()
         } else {
@@ -33,6 +61,45 @@ impl Progress {
         Progress {
             multi: MultiProgress::with_draw_target(target),
             enabled,
+            overall: Mutex::new(None),
+            stage: Mutex::new(String::new()),
+        }
+    }
+
+    /// Names what the next passes over hosts do (`probing`, `phase 1`) on the overall line.
+    pub fn stage(&self, name: &str) {
+        if let Ok(mut s) = self.stage.lock() {
+            *s = name.to_string();
+        }
+    }
+
+    /// Starts a pass over `hosts` hosts: the overall line reads `<stage>: 0/<hosts> hosts done`.
+    pub fn pass(&self, hosts: usize) -> PassCounter {
+        let stage: Arc<str> = self
+            .stage
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default()
+            .into();
+        if !self.enabled {
+            return PassCounter { bar: None, stage };
+        }
+        let Ok(mut overall) = self.overall.lock() else {
+            return PassCounter { bar: None, stage };
+        };
+        let bar = overall.get_or_insert_with(|| {
+            let style = ProgressStyle::with_template("{msg} [{elapsed}]")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner());
+            let bar = self.multi.insert(0, ProgressBar::new(0).with_style(style));
+            bar.enable_steady_tick(Duration::from_millis(500));
+            bar
+        });
+        bar.set_length(hosts as u64);
+        bar.set_position(0);
+        bar.set_message(transfer::hosts_line(&stage, 0, hosts as u64));
+        PassCounter {
+            bar: Some(bar.clone()),
+            stage,
         }
     }
 
@@ -66,6 +133,46 @@ impl HostBar {
     pub fn finish(&self, msg: &str) {
         if let Some(b) = &self.bar {
             b.finish_with_message(msg.to_string());
+        }
+    }
+
+    /// Removes the line (a controller-side task that is over).
+    pub fn clear(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+
+    /// Whether anything is drawn (stderr a terminal, no `--json`): watchers skip their work
+    /// otherwise.
+    pub fn shown(&self) -> bool {
+        self.bar.is_some()
+    }
+
+    /// A transfer's progress on this host's line, for example `downloading 120.0 MiB /
+    /// 316.2 MiB (37%), 12.0 MiB/s, 17 s left`; once all of a known total has arrived, the
+    /// step's own label again with what the transfer took (the step goes on: verifying and
+    /// unpacking take seconds more).
+    pub fn transfer(
+        &self,
+        step: &str,
+        verb: (&str, &str),
+        done: u64,
+        total: Option<u64>,
+        started: Instant,
+    ) {
+        if let Some(b) = &self.bar {
+            let elapsed = started.elapsed();
+            b.set_message(match total {
+                Some(t) if done >= t => {
+                    format!("{step}: {}", transfer::transfer_done(verb.1, done, elapsed))
+                }
+                _ => format!(
+                    "{} {}",
+                    verb.0,
+                    transfer::transfer_line(done, total, elapsed)
+                ),
+            });
         }
     }
 }

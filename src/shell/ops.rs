@@ -115,12 +115,28 @@ fn download_body(sha512: &str, owner: &str, group: &str, from_stdin: bool) -> St
     // script or argv is readable by every user of the node through /proc while it runs. An
     // https URL may not be redirected to plain http (curl's --proto-redir; wget cannot say so,
     // so it follows no redirect at all for https).
+    //
+    // While it downloads, a background loop prints `sparkboot-progress <bytes> <total>` on
+    // stdout once a second (the controller shows it on the host's line): the size of the file
+    // so far, and the last Content-Length among the response headers curl saved beside it (0
+    // when unknown, as with wget); once the download is complete, one last line whose total is
+    // the size when no header gave one, so the controller knows it is done. Only those two numbers are printed, never a header or the
+    // URL. It rides on this one command (no round trip is added) and stops when the download
+    // ends, when this script exits (its trap), or when this shell is gone; its `sleep` does not
+    // hold stdout, so the command's output ends with the script.
     let fetch = if from_stdin {
         "url=pushed; cat > \"$tmp/archive\"".to_string()
     } else {
-        r#"IFS= read -r url
+        format!(
+            r#"IFS= read -r url
 case "$url" in https://*) redir='=https'; wmax=0;; *) redir='=http,https'; wmax=20;; esac
-if command -v curl >/dev/null 2>&1; then printf 'url = "%s"\n' "$url" | curl -fsSL --retry 3 --proto '=http,https' --proto-redir "$redir" -o "$tmp/archive" -K -; else printf '%s\n' "$url" | wget -q --max-redirect="$wmax" -O "$tmp/archive" -i -; fi"#.to_string()
+sparkboot_report() {{ n=$(stat -c %s -- "$tmp/archive" 2>/dev/null) || n=0; t=$(tr 'A-Z' 'a-z' < "$tmp/headers" 2>/dev/null | sed -n 's/^content-length:[[:space:]]*\([0-9][0-9]*\).*/\1/p' | tail -n 1); printf '{marker} %s %s\n' "$n" "${{t:-$1}}"; }}
+sparkboot_progress() {{ while kill -0 "$1" 2>/dev/null; do sleep 1 </dev/null >/dev/null 2>&1; sparkboot_report 0; done; }}
+sparkboot_progress $$ & poller=$!; trap 'kill "$poller" 2>/dev/null || :; rm -rf -- "$tmp"' EXIT
+if command -v curl >/dev/null 2>&1; then printf 'url = "%s"\n' "$url" | curl -fsSL --retry 3 --proto '=http,https' --proto-redir "$redir" -D "$tmp/headers" -o "$tmp/archive" -K -; else printf '%s\n' "$url" | wget -q --max-redirect="$wmax" -O "$tmp/archive" -i -; fi
+kill "$poller" 2>/dev/null || :; sparkboot_report "$(stat -c %s -- "$tmp/archive" 2>/dev/null || echo 0)""#,
+            marker = crate::report::transfer::MARKER
+        )
     };
     format!(
         r#"set -e
@@ -224,6 +240,86 @@ pub fn command(user: &str, run: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The node side of a download's progress, run here with a stand-in `curl` that writes
+    /// its headers and then the body slowly: the script prints progress lines with the bytes
+    /// so far and the Content-Length, nothing of the URL, and ends as soon as it is done (the
+    /// progress loop holds no output open).
+    #[test]
+    fn a_download_reports_its_progress_on_stdout_and_nothing_else() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).expect("mkdir");
+        let curl = bin.join("curl");
+        std::fs::write(
+            &curl,
+            "#!/bin/sh\nwhile [ $# -gt 0 ]; do case $1 in -D) h=$2; shift;; -o) o=$2; shift;; esac; shift; done\n\
+             cat >/dev/null\nprintf 'HTTP/1.1 200 OK\\r\\nContent-Length: 3000000\\r\\n\\r\\n' > \"$h\"\n\
+             head -c 1000000 /dev/zero > \"$o\"; sleep 1.3; head -c 1000000 /dev/zero >> \"$o\"; sleep 1.3\n\
+             head -c 1000000 /dev/zero >> \"$o\"\n",
+        )
+        .expect("write curl");
+        std::fs::set_permissions(&curl, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .expect("chmod");
+        let dest = dir.path().join("opt/spark");
+        let body = download_body(&"a".repeat(128), "root", "root", false);
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let started = std::time::Instant::now();
+        let mut child = std::process::Command::new("sh")
+            .args(["-c", &body, "sh", "root"])
+            .arg(&dest)
+            .env("PATH", path)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("sh");
+        if let Some(mut stdin) = child.stdin.take() {
+            use std::io::Write;
+            stdin
+                .write_all(b"https://bucket.example/spark.tgz?X-Amz-Signature=SECRET\n")
+                .expect("url");
+        }
+        let out = child.wait_with_output().expect("wait");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        // The bytes are zeros, not the archive: the checksum check refuses them.
+        assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(6),
+            "it ended promptly"
+        );
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert!(lines.len() >= 2, "a line a second: {stdout}");
+        let mut last = 0;
+        for line in &lines {
+            let words: Vec<&str> = line.split(' ').collect();
+            assert_eq!(words.len(), 3, "{line}");
+            assert_eq!(words[0], "sparkboot-progress");
+            let done: u64 = words[1].parse().expect("bytes");
+            assert!(done >= last && done <= 3_000_000, "{line}");
+            last = done;
+            assert_eq!(words[2], "3000000", "the Content-Length: {line}");
+        }
+        assert_eq!(
+            lines.last().copied(),
+            Some("sparkboot-progress 3000000 3000000"),
+            "a last line once the download is complete: {stdout}"
+        );
+        assert!(
+            !stdout.contains("SECRET") && !stdout.contains("bucket"),
+            "{stdout}"
+        );
+        let mut parser = crate::report::transfer::ProgressLines::default();
+        assert!(
+            parser.feed(stdout.as_bytes()).is_some(),
+            "the controller reads them"
+        );
+    }
 
     #[test]
     fn download_verifies_before_unpacking() {

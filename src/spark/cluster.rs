@@ -132,6 +132,7 @@ pub fn verify(
     };
     if alive.is_none() {
         let exp = expected.clone();
+        engine.progress.stage("workers registering");
         masters = engine.each(masters, move |node, hc| {
             hc.registration = Some(wait_for(node, port, &exp, timeout));
         });

@@ -20,15 +20,24 @@ fn agent(url: &str) -> ureq::Agent {
 }
 
 fn open(url: &str) -> Result<Box<dyn Read + Send>, String> {
+    open_sized(url).map(|(r, _)| r)
+}
+
+/// The body and, when the source says it, its length (a file's size, a Content-Length).
+fn open_sized(url: &str) -> Result<(Box<dyn Read + Send>, Option<u64>), String> {
     if let Some(path) = url.strip_prefix("file://") {
         let f = std::fs::File::open(path).map_err(|e| format!("cannot open {path}: {e}"))?;
-        return Ok(Box::new(f));
+        let len = f.metadata().ok().map(|m| m.len());
+        return Ok((Box::new(f), len));
     }
     let resp = agent(url)
         .get(url)
         .call()
         .map_err(|e| format!("cannot download {url}: {e}"))?;
-    Ok(Box::new(resp.into_reader()))
+    let len = resp
+        .header("Content-Length")
+        .and_then(|v| v.trim().parse().ok());
+    Ok((Box::new(resp.into_reader()), len))
 }
 
 /// Reads `<url>.sha512` and returns the archive's SHA-512.
@@ -46,6 +55,17 @@ pub fn published_sha512(url: &str) -> Result<String, String> {
 /// Ensures `cache/<sha512>.tgz` holds the verified archive, downloading it once if needed.
 /// A partial or corrupt download is never left under the final name.
 pub fn cached_archive(url: &str, sha512: &str, cache: &Path) -> Result<PathBuf, String> {
+    cached_archive_with(url, sha512, cache, &mut |_, _| {})
+}
+
+/// [`cached_archive`], telling `progress` the bytes so far and the total (when known) as the
+/// download goes (nothing when the archive is already cached).
+pub fn cached_archive_with(
+    url: &str,
+    sha512: &str,
+    cache: &Path,
+    progress: &mut dyn FnMut(u64, Option<u64>),
+) -> Result<PathBuf, String> {
     let dest = cache.join(format!("{sha512}.tgz"));
     if dest.exists() {
         return Ok(dest);
@@ -54,7 +74,8 @@ pub fn cached_archive(url: &str, sha512: &str, cache: &Path) -> Result<PathBuf, 
         .map_err(|e| format!("cannot create {}: {e}", cache.display()))?;
     let tmp = cache.join(format!(".{sha512}.partial.{}", std::process::id()));
     let result = (|| {
-        let mut reader = open(url)?;
+        let (mut reader, total) = open_sized(url)?;
+        let mut done: u64 = 0;
         let mut file = std::fs::File::create(&tmp)
             .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
         let mut hasher = Sha512::new();
@@ -69,6 +90,8 @@ pub fn cached_archive(url: &str, sha512: &str, cache: &Path) -> Result<PathBuf, 
             hasher.update(&buf[..n]);
             file.write_all(&buf[..n])
                 .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+            done += n as u64;
+            progress(done, total);
         }
         let actual = hex::encode(hasher.finalize());
         if actual != sha512 {
@@ -95,8 +118,18 @@ mod tests {
         let url = format!("file://{}", src.display());
         let good = hex::encode(Sha512::digest(b"archive bytes"));
         let cache = dir.path().join("cache");
-        let path = cached_archive(&url, &good, &cache).expect("cached");
+        let mut seen = Vec::new();
+        let path = cached_archive_with(&url, &good, &cache, &mut |d, t| seen.push((d, t)))
+            .expect("cached");
         assert_eq!(std::fs::read(&path).expect("read"), b"archive bytes");
+        assert_eq!(
+            seen,
+            vec![(13, Some(13))],
+            "progress: bytes so far of the file's size"
+        );
+        seen.clear();
+        cached_archive_with(&url, &good, &cache, &mut |d, t| seen.push((d, t))).expect("hit");
+        assert!(seen.is_empty(), "a cached archive is not downloaded again");
         let wrong = "0".repeat(128);
         let err = cached_archive(&url, &wrong, &cache).expect_err("mismatch");
         assert!(err.contains("expected") && err.contains(&good), "{err}");

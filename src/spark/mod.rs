@@ -87,6 +87,7 @@ pub fn prepare_for(
     layout: &layout::Layout,
     cloud: Option<&crate::inventory::aws::Cloud>,
     check: bool,
+    progress: &crate::report::Progress,
 ) -> Result<Prepared, SparkError> {
     let s = &config.spark;
     let sha512 = match &s.sha512 {
@@ -100,7 +101,32 @@ pub fn prepare_for(
         .unwrap_or(Path::new("."))
         .join("cache/spark");
     if s.distribution == Distribution::Push {
-        let path = fetch::cached_archive(&s.url, &sha512, &cache).map_err(SparkError::Push)?;
+        // The controller's own download (push mode) gets a progress line of its own while it
+        // runs: from a slow mirror it is the longest wait of a first converge.
+        let mut bar = None;
+        let started = std::time::Instant::now();
+        let mut drawn: Option<std::time::Instant> = None;
+        let cached = fetch::cached_archive_with(&s.url, &sha512, &cache, &mut |done, total| {
+            // Reads come in 8-64 KiB: redraw five times a second, and at the end.
+            let now = std::time::Instant::now();
+            let end = total.is_some_and(|t| done >= t);
+            if !end && drawn.is_some_and(|t| now.duration_since(t).as_millis() < 200) {
+                return;
+            }
+            drawn = Some(now);
+            bar.get_or_insert_with(|| progress.host("controller"))
+                .transfer(
+                    "Cache the Spark archive",
+                    ("downloading", "downloaded"),
+                    done,
+                    total,
+                    started,
+                )
+        });
+        if let Some(b) = bar {
+            b.clear();
+        }
+        let path = cached.map_err(SparkError::Push)?;
         pushed.insert(sha512.clone(), path);
     }
     let mut secrets = Vec::new();

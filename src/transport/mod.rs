@@ -18,7 +18,7 @@ use thiserror::Error;
 pub use hostkeys::{HostKeyError, KnownHosts};
 pub use jump::JumpSession as Forwarder;
 pub use pool::{jump_sessions, JumpPool};
-pub use session::{Connection, Output, StreamSink};
+pub use session::{Connection, Output, StreamSink, Watch};
 
 /// Tunables for connections, resolved from the config.
 #[derive(Debug, Clone)]

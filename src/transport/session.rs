@@ -182,15 +182,27 @@ impl Connection {
         privilege: Privilege,
         stdin: Option<&[u8]>,
     ) -> Result<Output, TransportError> {
+        self.run_watched(script, privilege, stdin, &mut ())
+    }
+
+    /// [`run`](Self::run), telling `watch` what goes in and comes out while the command runs.
+    pub fn run_watched(
+        &self,
+        script: &str,
+        privilege: Privilege,
+        stdin: Option<&[u8]>,
+        watch: &mut dyn Watch,
+    ) -> Result<Output, TransportError> {
         let command = shell::wrap(script, privilege, self.login_is_root);
         let mut bytes = stdin;
-        self.exec_raw(&command, bytes.as_mut().map(|b| b as &mut dyn Read))
+        self.exec_raw(&command, bytes.as_mut().map(|b| b as &mut dyn Read), watch)
     }
 
     fn exec_raw(
         &self,
         command: &str,
         stdin: Option<&mut dyn Read>,
+        watch: &mut dyn Watch,
     ) -> Result<Output, TransportError> {
         let started = Instant::now();
         let err = |context: &str, e: &dyn std::fmt::Display| {
@@ -229,7 +241,7 @@ impl Connection {
             .exec(command)
             .map_err(|e| err("starting a command", &e))?;
         if let Some(data) = stdin {
-            self.send_input(data, &mut channel, started)
+            self.send_input(data, &mut channel, started, watch)
                 .map_err(|e| err("sending input", &e))?;
         }
         channel.send_eof().map_err(|e| err("closing input", &e))?;
@@ -243,7 +255,10 @@ impl Connection {
                 .set_timeout(duration_ms(left.max(Duration::from_millis(1))));
             match channel.read(&mut buf) {
                 Ok(0) => break,
-                Ok(n) => stdout.extend_from_slice(&buf[..n]),
+                Ok(n) => {
+                    watch.stdout(&buf[..n]);
+                    stdout.extend_from_slice(&buf[..n]);
+                }
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 // With keepalives on, libssh2 gives up a blocking wait when the next keepalive is
                 // due ("Timed out waiting on socket") after sending it; the session is fine, so
@@ -287,8 +302,10 @@ impl Connection {
         data: &mut dyn Read,
         channel: &mut ssh2::Channel,
         started: Instant,
+        watch: &mut dyn Watch,
     ) -> std::io::Result<()> {
         let mut buf = vec![0u8; 256 * 1024];
+        let mut total: u64 = 0;
         loop {
             let n = match data.read(&mut buf) {
                 Ok(0) => return Ok(()),
@@ -306,6 +323,8 @@ impl Connection {
                     Err(e) => return Err(e),
                 }
             }
+            total += n as u64;
+            watch.sent(total);
         }
     }
 
@@ -316,6 +335,7 @@ impl Connection {
         script: &str,
         privilege: Privilege,
         local: &Path,
+        watch: &mut dyn Watch,
     ) -> Result<Output, TransportError> {
         let mut file = std::fs::File::open(local).map_err(|e| TransportError::Ssh {
             host: self.host_name.clone(),
@@ -323,7 +343,7 @@ impl Connection {
             message: e.to_string(),
         })?;
         let command = shell::wrap(script, privilege, self.login_is_root);
-        self.exec_raw(&command, Some(&mut file))
+        self.exec_raw(&command, Some(&mut file), watch)
     }
 }
 
@@ -469,6 +489,17 @@ impl Connection {
         super::jump::JumpSession::start(self.session, label, opts.keepalive, opts.connect_timeout)
     }
 }
+
+/// Told what a command sends and receives while it runs (the progress of a long transfer).
+/// Both default to nothing; `()` watches nothing.
+pub trait Watch {
+    /// `total` bytes of the command's input have been sent so far.
+    fn sent(&mut self, _total: u64) {}
+    /// A chunk of the command's stdout, as it arrives.
+    fn stdout(&mut self, _chunk: &[u8]) {}
+}
+
+impl Watch for () {}
 
 fn is_wait_timeout(e: &std::io::Error) -> bool {
     e.kind() == ErrorKind::TimedOut || e.to_string().contains("Timed out waiting on socket")

@@ -1,6 +1,8 @@
 //! The documented contract of the smaller commands, asserted: `exec` and `status` exit codes,
 //! `--strict` refusing unknown host keys, and `sparkboot ssh` logging in through the pinned key
 //! (and refusing a changed one). Lab 127.171.0.0/16, no Spark (status reports daemons stopped).
+//! Also the generated shell completions and manual page (no lab): every command `--help` lists
+//! is completed by bash and described in the page, which groff formats without a warning.
 
 use crate::common::*;
 
@@ -117,4 +119,143 @@ fn exec_status_strict_and_ssh_keep_their_documented_contract() {
     );
     let ran = lab.run("exec", &cfg, &["--limit", "lab-master", "--", "true"]);
     assert_eq!(ran.status.code(), Some(0), "{}", text(&ran));
+}
+
+/// The sub-commands a `--help` page lists under "Commands:" (without `help`).
+fn listed_commands(args: &[&str]) -> Vec<String> {
+    let mut full: Vec<&str> = args.to_vec();
+    full.push("--help");
+    let out = sparkboot(&full);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .map(str::to_string)
+        .collect()
+}
+
+/// Runs bash's completion function for `words` (the last one being completed) and returns the
+/// candidates.
+fn bash_complete(script: &std::path::Path, words: &[&str]) -> Vec<String> {
+    let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+    let prog = format!(
+        "source '{}'\nCOMP_WORDS=({})\nCOMP_CWORD={}\nCOMP_LINE=\"${{COMP_WORDS[*]}}\"\nCOMP_POINT=${{#COMP_LINE}}\n\
+         _sparkboot sparkboot '{}' '{}'\nprintf '%s\\n' \"${{COMPREPLY[@]}}\"\n",
+        script.display(),
+        quoted.join(" "),
+        words.len() - 1,
+        words[words.len() - 1],
+        words[words.len() - 2],
+    );
+    let out = std::process::Command::new("bash")
+        .args(["--norc", "--noprofile", "-c", &prog])
+        .output()
+        .expect("run bash");
+    assert!(out.status.success(), "{}", text(&out));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn completions_and_man_page_cover_every_command() {
+    let top = listed_commands(&[]);
+    for expected in ["converge", "lab", "completions", "man"] {
+        assert!(top.iter().any(|c| c == expected), "{top:?}");
+    }
+    assert!(!top.iter().any(|c| c == "lab-init"), "{top:?}");
+    let lab = listed_commands(&["lab"]);
+    assert!(lab.iter().any(|c| c == "up"), "{lab:?}");
+    let known_hosts = listed_commands(&["known-hosts"]);
+
+    // Every shell clap_complete knows gets a script.
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let out = sparkboot(["completions", shell]);
+        assert_eq!(out.status.code(), Some(0), "{shell}: {}", text(&out));
+        assert!(out.stdout.len() > 1000, "{shell}: {}", text(&out));
+    }
+    let bad = sparkboot(["completions", "tcsh"]);
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "clap's usage error: {}",
+        text(&bad)
+    );
+
+    // The bash script is valid bash, mentions every command, and really completes them.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let script = dir.path().join("sparkboot.bash");
+    let out = sparkboot(["completions", "bash"]);
+    std::fs::write(&script, &out.stdout).expect("write script");
+    let body = String::from_utf8_lossy(&out.stdout);
+    for c in top.iter().chain(&lab).chain(&known_hosts) {
+        assert!(body.contains(c.as_str()), "bash completion lacks {c}");
+    }
+    let syntax = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .expect("bash -n");
+    assert!(syntax.status.success(), "{}", text(&syntax));
+    let mut offered = bash_complete(&script, &["sparkboot", ""]);
+    offered.retain(|c| !c.starts_with('-') && c != "help");
+    let mut want = top.clone();
+    want.sort();
+    offered.sort();
+    assert_eq!(
+        offered, want,
+        "`sparkboot <TAB>` offers every command, lab-init none"
+    );
+    let lab_up = bash_complete(&script, &["sparkboot", "lab", "u"]);
+    assert_eq!(lab_up, vec!["up".to_string()], "`sparkboot lab u<TAB>`");
+    let flags = bash_complete(&script, &["sparkboot", "converge", "--ch"]);
+    assert_eq!(
+        flags,
+        vec!["--check".to_string()],
+        "`sparkboot converge --ch<TAB>`"
+    );
+
+    // The manual page: roff with a title, a subsection per command, formatted by groff (what
+    // `man` runs) with every warning on and none given.
+    let out = sparkboot(["man"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let page = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(page.contains("\n.TH sparkboot 1 "), "{page}");
+    for c in &top {
+        assert!(
+            page.contains(&format!(".SS \"sparkboot {c}\"")),
+            "page lacks {c}"
+        );
+    }
+    for c in &lab {
+        assert!(
+            page.contains(&format!(".SS \"sparkboot lab {c}\"")),
+            "page lacks lab {c}"
+        );
+    }
+    let file = dir.path().join("sparkboot.1");
+    std::fs::write(&file, &out.stdout).expect("write page");
+    let groff = std::process::Command::new("groff")
+        .args(["-man", "-Tutf8", "-ww", "-rLL=100n"])
+        .arg(&file)
+        .output()
+        .expect("groff (scripts/install-deps installs groff-base)");
+    assert!(groff.status.success(), "{}", text(&groff));
+    assert!(groff.stderr.is_empty(), "groff warned: {}", text(&groff));
+    // grotty emboldens by overstriking (`X\bX`): keep what a terminal shows.
+    let mut shown = String::new();
+    for ch in String::from_utf8_lossy(&groff.stdout).chars() {
+        if ch == '\u{8}' {
+            shown.pop();
+        } else {
+            shown.push(ch);
+        }
+    }
+    assert!(shown.contains("EXIT STATUS"), "{shown}");
+    assert!(shown.contains("sparkboot converge"), "{shown}");
 }

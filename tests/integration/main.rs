@@ -13,6 +13,7 @@ mod jump;
 mod lab;
 mod layout;
 mod leaks;
+mod progress;
 mod reliability;
 mod security;
 mod spark;
