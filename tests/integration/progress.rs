@@ -102,7 +102,7 @@ fn lab_tarball(lab: &Lab) -> PathBuf {
         .rsplit('/')
         .next()
         .expect("file name")
-        .replace("{version}", "3.5.7")
+        .replace("{version}", SPARK_VERSION)
         .replace("{package}", "bin-hadoop3");
     let cache = std::env::var("SPARKBOOT_CACHE").unwrap_or_else(|_| "/var/cache/sparkboot".into());
     let path = Path::new(&cache).join("lab-spark").join(name);
@@ -189,7 +189,11 @@ fn shows_transfer(screen: &str, verb: &str) -> bool {
 fn downloads_and_uploads_show_bytes_rate_and_time_left_in_a_terminal() {
     let lab = Lab::up_with_spark(80, 1);
     let stop = Arc::new(AtomicBool::new(false));
-    let server = slow_server(lab_tarball(&lab), stop.clone());
+    let tarball = lab_tarball(&lab);
+    // The archive's size as the progress line prints it (MiB, one decimal).
+    let mib = std::fs::metadata(&tarball).expect("archive").len() as f64 / (1 << 20) as f64;
+    let mib = format!("{mib:.1} MiB");
+    let server = slow_server(tarball, stop.clone());
     let direct = config(
         &lab,
         "direct.toml",
@@ -206,7 +210,9 @@ fn downloads_and_uploads_show_bytes_rate_and_time_left_in_a_terminal() {
     );
     assert!(screen.contains("left"), "no time left shown:\n{screen}");
     assert!(
-        screen.contains("Ensure the archive is installed: downloaded 301."),
+        screen.contains(&format!(
+            "Ensure the archive is installed: downloaded {mib}"
+        )),
         "the line does not say when the download is complete:\n{screen}"
     );
     assert!(
@@ -256,7 +262,7 @@ fn downloads_and_uploads_show_bytes_rate_and_time_left_in_a_terminal() {
         "no upload progress on the terminal:\n{screen}"
     );
     assert!(
-        screen.contains("Ensure the archive is installed: uploaded 301."),
+        screen.contains(&format!("Ensure the archive is installed: uploaded {mib}")),
         "the line does not say when the upload is complete:\n{screen}"
     );
     assert!(
