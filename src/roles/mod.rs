@@ -450,6 +450,24 @@ mod template_tests {
         let off = context_with("master", "127.1.0.2", "history_server = false", |_| {});
         let m = steps_for("master", &off);
         assert!(!has_service(&m, "spark-history"));
+        let stop = m
+            .iter()
+            .find_map(|s| match &s.resource {
+                Resource::Command(c) if c.run.contains("HistoryServer") => Some(c.clone()),
+                _ => None,
+            })
+            .expect("a step that stops a running history server");
+        assert!(stop
+            .run
+            .contains("stop org.apache.spark.deploy.history.HistoryServer 1"));
+        assert!(stop
+            .unless
+            .is_some_and(|u| u.contains("spark-history.service")));
+        assert!(!steps_for("master", &context("master", "127.1.0.2"))
+            .iter()
+            .any(
+                |s| matches!(&s.resource, Resource::Command(c) if c.run.contains("HistoryServer"))
+            ));
         let d = file_of(&m, "/opt/spark/conf/spark-defaults.conf").expect("defaults");
         assert!(
             d.contains("spark.eventLog.enabled") && !d.contains("spark.history."),
