@@ -24,6 +24,10 @@ struct NodeStatus {
     reachable: bool,
     spark_version: Option<String>,
     daemon_running: bool,
+    /// The master only, with `[spark] history_server` on: whether the history server runs
+    /// (reported, not counted in `healthy`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    history_running: Option<bool>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
@@ -42,6 +46,8 @@ struct Drift {
 struct Probe {
     version: Option<String>,
     running: bool,
+    /// On the master, when the history server is configured: whether it runs.
+    history: Option<bool>,
     /// On the master: the workers its status page lists as ALIVE.
     alive: Option<BTreeSet<String>>,
 }
@@ -50,6 +56,7 @@ pub fn run(args: &StatusArgs) -> Result<ExitCode, Error> {
     let target = Target::resolve(&args.common)?;
     let selected = target.inventory.select(args.common.limit.as_deref())?;
     let webui = target.config.spark.master_webui_port;
+    let history = target.config.spark.history_server;
     // The daemons, paths and names come from the roles' layout, as converge used them.
     let layout = Layout::load(&Library {
         roles_dir: target.config.roles_dir.clone(),
@@ -73,7 +80,12 @@ pub fn run(args: &StatusArgs) -> Result<ExitCode, Error> {
             NodeRole::Master => layout.daemon(&layout.master),
             NodeRole::Worker => layout.daemon(&layout.worker),
         };
-        let Some(out) = node.run(&shell::spark::node_status(&layout, &daemon), None) else {
+        let mut script = shell::spark::node_status(&layout, &daemon);
+        let with_history = history && node.host.role == NodeRole::Master;
+        if with_history {
+            script.push_str(&shell::spark::history_status(&layout));
+        }
+        let Some(out) = node.run(&script, None) else {
             return;
         };
         let field = |k: &str| {
@@ -84,6 +96,9 @@ pub fn run(args: &StatusArgs) -> Result<ExitCode, Error> {
         };
         probe.version = field("version").filter(|v| !v.is_empty());
         probe.running = field("running").as_deref() == Some("yes");
+        if with_history {
+            probe.history = Some(field("history").as_deref() == Some("yes"));
+        }
         if node.host.role == NodeRole::Master {
             let script = shell::spark::status_page(&node.host.address, webui);
             if let Some(out) = node.run(&script, None) {
@@ -105,6 +120,7 @@ pub fn run(args: &StatusArgs) -> Result<ExitCode, Error> {
             reachable: error.is_none(),
             spark_version: probe.version,
             daemon_running: probe.running,
+            history_running: probe.history,
             error,
         });
     }
@@ -140,6 +156,15 @@ pub fn run(args: &StatusArgs) -> Result<ExitCode, Error> {
                     "STOPPED"
                 }
             );
+        }
+        for n in &nodes {
+            if let Some(h) = n.history_running {
+                println!(
+                    "\nhistory server on {}: {}",
+                    n.name,
+                    if h { "running" } else { "STOPPED" }
+                );
+            }
         }
         match &drift {
             Some(d) => {

@@ -81,7 +81,8 @@ pub fn run(args: &TunnelArgs) -> Result<ExitCode, Error> {
         ("app-ui", spark_port(d, "spark.ui.port", 4040), "http"),
         (
             "history",
-            spark_port(d, "spark.history.ui.port", 18080),
+            // `[spark] history_port`, unless a `[spark.defaults]` line (written after it) wins.
+            spark_port(d, "spark.history.ui.port", target.config.spark.history_port),
             "http",
         ),
         (

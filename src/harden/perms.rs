@@ -78,6 +78,7 @@ pub fn rule_for(stat: &Stat, homes: &[Home], layout: &Layout) -> Option<Rule> {
         &layout.work_dir,
         &layout.local_dir,
         &layout.log_dir,
+        &layout.event_log_dir,
     ]
     .contains(&&p.to_string())
     {

@@ -315,22 +315,35 @@ mod template_tests {
     use std::collections::BTreeMap;
 
     /// A host's context with the typed Spark values sparkboot computes (not a hand-copied map).
-    fn context(role: &str, address: &str, spark_toml: &str) -> serde_json::Value {
+    fn context(role: &str, address: &str) -> serde_json::Value {
+        context_with(role, address, "", |_| {})
+    }
+
+    /// The same context with extra `[spark]` lines and a last change to the Spark values (what
+    /// `spark::prepare_for` computes beyond `SparkContext::new`, such as the S3 event log URI).
+    fn context_with(
+        role: &str,
+        address: &str,
+        extra: &str,
+        adjust: impl FnOnce(&mut crate::spark::context::SparkContext),
+    ) -> serde_json::Value {
         use crate::spark::context::{Secrets, SparkContext, TemplateValues};
         let raw = toml::from_str(&format!(
-            "{spark_toml}\n[defaults]\n\"spark.deploy.spreadOut\" = false\n\"spark.worker.cleanup.enabled\" = true\n",
+            "{extra}\n[defaults]\n\"spark.deploy.spreadOut\" = false\n\"spark.worker.cleanup.enabled\" = true\n",
         ))
         .expect("toml");
         let settings = crate::spark::settings::resolve(raw).expect("settings");
         let layout = crate::spark::layout::tests::builtin();
+        let mut spark = SparkContext::new(
+            &settings,
+            &layout,
+            "http://x/s.tgz".into(),
+            "ab".repeat(64),
+            "url",
+        );
+        adjust(&mut spark);
         let values = TemplateValues {
-            spark: SparkContext::new(
-                &settings,
-                &layout,
-                "http://x/s.tgz".into(),
-                "ab".repeat(64),
-                "url",
-            ),
+            spark,
             secrets: Secrets {
                 spark_auth: "s3cr3t-0123456789abcdef".into(),
             },
@@ -364,23 +377,11 @@ mod template_tests {
         spark_toml: &str,
         facts: serde_json::Value,
     ) -> Vec<Step> {
-        let lib = Library::default();
-        let names: Vec<String> = crate::config::DEFAULT_ROLES
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        let roles = lib.load_roles(&names).expect("built-in roles load");
-        let eval = EvalContext::new(&lib, &roles).expect("templates compile");
-        let filter = Filter {
-            phase: None,
-            ignore_when: false,
-        };
-        let mut ctx = context(role, address, spark_toml);
+        let mut ctx = context_with(role, address, spark_toml, |_| {});
         if !facts.is_null() {
             ctx["facts"] = facts;
         }
-        let (steps, _) = evaluate(&eval, &roles, role, "w1", &ctx, filter).expect("renders");
-        steps
+        steps_for(role, &ctx)
     }
 
     fn files_with(
@@ -396,6 +397,134 @@ mod template_tests {
                 _ => None,
             })
             .collect()
+    }
+
+    fn steps_for(role: &str, ctx: &serde_json::Value) -> Vec<Step> {
+        let lib = Library::default();
+        let names: Vec<String> = crate::config::DEFAULT_ROLES
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let roles = lib.load_roles(&names).expect("built-in roles load");
+        let eval = EvalContext::new(&lib, &roles).expect("templates compile");
+        let filter = Filter {
+            phase: None,
+            ignore_when: false,
+        };
+        let (steps, _) = evaluate(&eval, &roles, role, "w1", ctx, filter).expect("renders");
+        steps
+    }
+
+    fn file_of(steps: &[Step], path: &str) -> Option<String> {
+        steps.iter().find_map(|s| match &s.resource {
+            Resource::File(spec) if spec.path == path => {
+                Some(spec.content.clone().unwrap_or_default())
+            }
+            _ => None,
+        })
+    }
+
+    fn has_service(steps: &[Step], name: &str) -> bool {
+        steps
+            .iter()
+            .any(|s| matches!(&s.resource, Resource::Service(spec) if spec.name == name))
+    }
+
+    #[test]
+    fn event_logs_go_to_the_layout_dir_and_the_history_server_reads_them_on_the_master() {
+        let defaults = "/opt/spark/conf/spark-defaults.conf";
+        let m = steps_for("master", &context("master", "127.1.0.2"));
+        let d = file_of(&m, defaults).expect("master defaults");
+        assert!(
+            d.contains("spark.eventLog.enabled              true\n"),
+            "{d}"
+        );
+        assert!(d.contains("spark.eventLog.dir                  file:/var/lib/spark/events\n"));
+        assert!(d.contains("spark.history.fs.logDirectory       file:/var/lib/spark/events\n"));
+        assert!(d.contains("spark.history.ui.port               18080\n"));
+        assert!(has_service(&m, "spark-history"));
+        let svc = m
+            .iter()
+            .find_map(|s| match &s.resource {
+                Resource::Service(spec) if spec.name == "spark-history" => Some(spec.clone()),
+                _ => None,
+            })
+            .expect("history service");
+        assert_eq!(
+            svc.pidfile,
+            "/var/lib/spark/run/spark-spark-org.apache.spark.deploy.history.HistoryServer-1.pid"
+        );
+        assert!(svc
+            .start
+            .ends_with("start org.apache.spark.deploy.history.HistoryServer 1"));
+        // Every node has the directory (a cluster-mode driver may run on a worker).
+        let w = steps_for("worker", &context("worker", "127.1.0.3"));
+        assert!(w.iter().any(|s| matches!(&s.resource,
+            Resource::Directory(spec) if spec.path == "/var/lib/spark/events" && spec.owner == "spark")));
+        let wd = file_of(&w, defaults).expect("worker defaults");
+        assert!(
+            wd.contains("spark.eventLog.dir") && !wd.contains("spark.history."),
+            "{wd}"
+        );
+        assert!(!has_service(&w, "spark-history"));
+    }
+
+    #[test]
+    fn the_history_server_can_be_turned_off_and_follows_s3_and_systemd() {
+        let off = context_with("master", "127.1.0.2", "history_server = false", |_| {});
+        let m = steps_for("master", &off);
+        assert!(!has_service(&m, "spark-history"));
+        let stop = m
+            .iter()
+            .find_map(|s| match &s.resource {
+                Resource::Command(c) if c.run.contains("HistoryServer") => Some(c.clone()),
+                _ => None,
+            })
+            .expect("a step that stops a running history server");
+        assert!(stop
+            .run
+            .contains("stop org.apache.spark.deploy.history.HistoryServer 1"));
+        assert!(stop
+            .unless
+            .is_some_and(|u| u.contains("spark-history.service")));
+        assert!(!steps_for("master", &context("master", "127.1.0.2"))
+            .iter()
+            .any(
+                |s| matches!(&s.resource, Resource::Command(c) if c.run.contains("HistoryServer"))
+            ));
+        let d = file_of(&m, "/opt/spark/conf/spark-defaults.conf").expect("defaults");
+        assert!(
+            d.contains("spark.eventLog.enabled") && !d.contains("spark.history."),
+            "{d}"
+        );
+
+        // What spark::prepare_for sets with `event_log = "s3"` (s3::event_log_uri).
+        let s3 = context_with("master", "127.1.0.2", "history_port = 18181", |s| {
+            s.event_log_dir = "s3a://my-bucket/sparkboot/events".into();
+        });
+        let d = file_of(
+            &steps_for("master", &s3),
+            "/opt/spark/conf/spark-defaults.conf",
+        )
+        .expect("defaults");
+        assert!(
+            d.contains("spark.eventLog.dir                  s3a://my-bucket/sparkboot/events\n"),
+            "{d}"
+        );
+        assert!(
+            d.contains("spark.history.fs.logDirectory       s3a://my-bucket/sparkboot/events\n")
+        );
+        assert!(d.contains("spark.history.ui.port               18181\n"));
+
+        let mut sd = context("master", "127.1.0.2");
+        sd["facts"]["systemd"] = true.into();
+        let unit = file_of(
+            &steps_for("master", &sd),
+            "/etc/systemd/system/spark-history.service",
+        )
+        .expect("unit");
+        assert!(unit.contains("ExecStart=/opt/spark/bin/spark-class org.apache.spark.deploy.history.HistoryServer\n"), "{unit}");
+        assert!(unit.contains("SuccessExitStatus=143\n") && unit.contains("User=spark\n"));
     }
 
     #[test]

@@ -76,6 +76,7 @@ pub fn audit_script(dropin: &str, layout: &Layout) -> String {
         layout.work_dir.clone(),
         layout.local_dir.clone(),
         layout.log_dir.clone(),
+        layout.event_log_dir.clone(),
     ];
     format!(
         r#"export LC_ALL=C

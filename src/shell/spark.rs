@@ -37,6 +37,15 @@ pub fn node_status(layout: &Layout, daemon: &DaemonPaths) -> String {
     )
 }
 
+/// On the master, after `node_status`: prints `history=<yes|no>`, whether the history server
+/// runs (checked like every daemon: its unit, else its pidfile and command line).
+pub fn history_status(layout: &Layout) -> String {
+    format!(
+        "\nif {check}; then echo history=yes; else echo history=no; fi",
+        check = daemon_check(&layout.daemon(&layout.history)),
+    )
+}
+
 /// Stops the worker daemon: its unit where systemd runs it, else `spark-daemon.sh stop`.
 fn worker_stop(layout: &Layout) -> String {
     let w = layout.daemon(&layout.worker);

@@ -30,11 +30,16 @@ pub struct Layout {
     pub log_dir: String,
     pub work_dir: String,
     pub local_dir: String,
+    /// Where applications write their event logs and the history server reads them (unless
+    /// `[spark] event_log = "s3"`).
+    pub event_log_dir: String,
     /// The cluster key pair's private half on the master (`.pub` beside it).
     pub cluster_key: String,
     pub modes: Modes,
     pub master: Daemon,
     pub worker: Daemon,
+    /// The history server, on the master.
+    pub history: Daemon,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -96,6 +101,7 @@ impl Layout {
             ("group", &self.group),
             ("master.service", &self.master.service),
             ("worker.service", &self.worker.service),
+            ("history.service", &self.history.service),
         ] {
             if !name_ok(v) {
                 return Err(format!(
@@ -111,6 +117,7 @@ impl Layout {
             ("log_dir", &self.log_dir),
             ("work_dir", &self.work_dir),
             ("local_dir", &self.local_dir),
+            ("event_log_dir", &self.event_log_dir),
             ("cluster_key", &self.cluster_key),
         ] {
             let ok = v.starts_with('/')
@@ -127,6 +134,7 @@ impl Layout {
         for (field, v) in [
             ("master.class", &self.master.class),
             ("worker.class", &self.worker.class),
+            ("history.class", &self.history.class),
         ] {
             if v.is_empty()
                 || !v

@@ -154,8 +154,12 @@ pub fn prepare_for(
     } else {
         "url"
     };
+    let mut spark = context::SparkContext::new(s, layout, url, sha512, source);
+    if s.event_log == settings::EventLog::S3 {
+        spark.event_log_dir = s3::event_log_uri(config, cloud)?;
+    }
     let context = context::TemplateValues {
-        spark: context::SparkContext::new(s, layout, url, sha512, source),
+        spark,
         secrets: context::Secrets { spark_auth: secret },
     };
     Ok(Prepared {

@@ -472,6 +472,24 @@ impl Stage<'_> {
     }
 }
 
+/// The cluster bucket: `[aws] bucket`, else the one the cloud inventory names.
+fn bucket(config: &Config, cloud: Option<&Cloud>) -> Option<String> {
+    config
+        .aws
+        .bucket
+        .clone()
+        .or_else(|| cloud.and_then(|c| c.bucket.clone()))
+}
+
+/// Where event logs go with `[spark] event_log = "s3"`: a prefix of the cluster bucket, in the
+/// S3A scheme Spark's Hadoop file system layer reads (`s3a://<bucket>/sparkboot/events`).
+pub fn event_log_uri(config: &Config, cloud: Option<&Cloud>) -> Result<String, SparkError> {
+    let bucket = bucket(config, cloud).ok_or_else(|| {
+        SparkError::S3("event_log = \"s3\" needs the cluster bucket: use --inventory terraform:DIR (its sparkboot_inventory names the bucket) or set [aws] bucket".into())
+    })?;
+    Ok(format!("s3a://{bucket}/sparkboot/events"))
+}
+
 /// Stages the archive (unless `check`) and returns the presigned URL nodes download from.
 pub fn stage(
     config: &Config,
@@ -481,7 +499,7 @@ pub fn stage(
     check: bool,
 ) -> Result<String, SparkError> {
     let err = SparkError::S3;
-    let bucket = config.aws.bucket.clone().or_else(|| cloud.and_then(|c| c.bucket.clone())).ok_or_else(|| {
+    let bucket = bucket(config, cloud).ok_or_else(|| {
         err("distribution = \"s3\" needs the cluster bucket: use --inventory terraform:DIR (its sparkboot_inventory names the bucket) or set [aws] bucket".into())
     })?;
     let region = config

@@ -25,6 +25,9 @@ pub struct RawSpark {
     worker_daemon_java_opts: Option<String>,
     registration_timeout_secs: Option<u64>,
     rpc_cipher: Option<String>,
+    history_server: Option<bool>,
+    history_port: Option<u16>,
+    event_log: Option<String>,
     #[serde(default)]
     defaults: BTreeMap<String, toml::Value>,
 }
@@ -61,7 +64,21 @@ pub struct SparkSettings {
     pub registration_timeout_secs: u64,
     /// `spark.network.crypto.cipher` when authentication (and so RPC encryption) is on.
     pub rpc_cipher: String,
+    /// Run the history server on the master (default on).
+    pub history_server: bool,
+    /// Its UI port (`spark.history.ui.port`).
+    pub history_port: u16,
+    /// Where applications write event logs: the layout's directory, or the cluster bucket.
+    pub event_log: EventLog,
     pub defaults: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventLog {
+    /// The layout's `event_log_dir` on the node where the driver runs.
+    Local,
+    /// `s3a://<bucket>/sparkboot/events` (needs the S3A connector on the classpath).
+    S3,
 }
 
 use super::release::{default_cipher, Version};
@@ -186,7 +203,20 @@ pub fn resolve(raw: RawSpark) -> Result<SparkSettings, (String, String)> {
             ))
         }
     };
+    let event_log = match raw.event_log.as_deref().unwrap_or("local") {
+        "local" => EventLog::Local,
+        "s3" => EventLog::S3,
+        other => {
+            return Err(bad(
+                "event_log",
+                format!("{other:?} must be \"local\" or \"s3\""),
+            ))
+        }
+    };
     Ok(SparkSettings {
+        history_server: raw.history_server.unwrap_or(true),
+        history_port: raw.history_port.unwrap_or(18080),
+        event_log,
         rpc_cipher,
         version,
         package,
@@ -432,6 +462,21 @@ mod tests {
         }
         let ok = parse("[defaults]\n\"spark.io.encryption.keySizeBits\" = 256\n\"spark.eventLog.dir\" = \"C:\\\\x\\\\y\"\n").expect("tuning is fine");
         assert_eq!(ok.defaults["spark.io.encryption.keySizeBits"], "256");
+    }
+
+    #[test]
+    fn history_server_on_by_default_and_event_logs_local() {
+        let s = parse("").expect("defaults");
+        assert!(s.history_server);
+        assert_eq!((s.history_port, s.event_log), (18080, EventLog::Local));
+        let s =
+            parse("history_server = false\nhistory_port = 18181\nevent_log = \"s3\"").expect("set");
+        assert!(!s.history_server);
+        assert_eq!((s.history_port, s.event_log), (18181, EventLog::S3));
+        assert_eq!(
+            parse("event_log = \"hdfs\"").expect_err("bad").0,
+            "spark.event_log"
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ mod common;
 mod converge;
 mod faults;
 mod harden;
+mod history;
 mod jump;
 mod lab;
 mod layout;
