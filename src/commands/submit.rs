@@ -495,7 +495,7 @@ mod tests {
             &bundle("app.py", &["a.zip", "b.py"]),
             &l,
             "/d",
-            "spark://10.0.0.1:7077",
+            "spark://127.1.0.2:7077",
         )
         .expect("argv");
         assert_eq!(argv[0], format!("{}/bin/spark-submit", l.home));
@@ -503,7 +503,7 @@ mod tests {
             &argv[1..5],
             [
                 "--master",
-                "spark://10.0.0.1:7077",
+                "spark://127.1.0.2:7077",
                 "--deploy-mode",
                 "client"
             ]
