@@ -12,7 +12,7 @@ use super::converge::ConvergePlan;
 use super::node::Node;
 use crate::facts::{self, Facts, SystemFacts};
 use crate::plan::{self, Action, Change, PlannedStep, Redactor, StepReport};
-use crate::roles::model::ServiceSpec;
+use crate::roles::model::{ServiceSpec, ServiceState};
 use crate::roles::{self, Filter, Resource, Step};
 use crate::shell;
 
@@ -149,7 +149,12 @@ impl HostConverge {
         };
         self.skipped += skipped;
         for s in &steps {
+            // A service this run keeps stopped is not restarted by a handler.
             if let Resource::Service(spec) = &s.resource {
+                if spec.state == ServiceState::Stopped {
+                    self.services.remove(&spec.name);
+                    continue;
+                }
                 self.services
                     .insert(spec.name.clone(), (s.phase, spec.clone()));
             }

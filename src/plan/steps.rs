@@ -443,11 +443,44 @@ pub fn restart_script(s: &ServiceSpec, systemd: bool) -> String {
     }
 }
 
+/// The script that stops a service (and disables its unit where systemd runs).
+pub fn stop_script(s: &ServiceSpec, systemd: bool) -> String {
+    match (&s.systemd_unit, systemd) {
+        (Some(unit), true) => ops::systemd_stop(unit),
+        _ => ops::stop_service(&s.user, &s.stop, &s.pidfile, s.cmdline_match.as_deref()),
+    }
+}
+
 fn service(s: &ServiceSpec, sim: &mut Facts) -> Action {
     let fact = sim.services.get(&s.name).cloned().unwrap_or(ServiceFact {
         running: false,
         pid: None,
     });
+    if s.state == ServiceState::Stopped {
+        if !fact.running {
+            return Action::Unchanged(format!("{} is stopped", s.name));
+        }
+        sim.services.insert(
+            s.name.clone(),
+            ServiceFact {
+                running: false,
+                pid: None,
+            },
+        );
+        return Action::Change(Change {
+            reason: format!(
+                "stop {} (running, pid {})",
+                s.name,
+                fact.pid
+                    .map(|p| p.to_string())
+                    .unwrap_or_else(|| "?".into())
+            ),
+            script: stop_script(s, sim.system.systemd),
+            stdin: None,
+            diff: None,
+            starts_service: None,
+        });
+    }
     if fact.running {
         return Action::Unchanged(format!(
             "{} is running (pid {})",

@@ -311,6 +311,7 @@ mod template_tests {
     //! The built-in Spark templates rendered with a realistic context.
 
     use super::*;
+    use crate::roles::model::{ServiceSpec, ServiceState};
     use serde_json::json;
     use std::collections::BTreeMap;
 
@@ -473,25 +474,29 @@ mod template_tests {
     fn the_history_server_can_be_turned_off_and_follows_s3_and_systemd() {
         let off = context_with("master", "127.1.0.2", "history_server = false", |_| {});
         let m = steps_for("master", &off);
-        assert!(!has_service(&m, "spark-history"));
-        let stop = m
+        // The one history step keeps it stopped: a server an earlier run started is stopped,
+        // by its unit where systemd runs, else as the spark user, waiting for it to exit.
+        let history: Vec<ServiceSpec> = m
             .iter()
-            .find_map(|s| match &s.resource {
-                Resource::Command(c) if c.run.contains("HistoryServer") => Some(c.clone()),
+            .filter_map(|s| match &s.resource {
+                Resource::Service(spec) if spec.name == "spark-history" => Some(spec.clone()),
                 _ => None,
             })
-            .expect("a step that stops a running history server");
-        assert!(stop
-            .run
-            .contains("stop org.apache.spark.deploy.history.HistoryServer 1"));
-        assert!(stop
-            .unless
-            .is_some_and(|u| u.contains("spark-history.service")));
-        assert!(!steps_for("master", &context("master", "127.1.0.2"))
+            .collect();
+        assert_eq!(history.len(), 1, "{history:?}");
+        assert_eq!(history[0].state, ServiceState::Stopped);
+        assert_eq!(history[0].user, "spark");
+        assert_eq!(
+            history[0].systemd_unit.as_deref(),
+            Some("spark-history.service")
+        );
+        assert!(history[0]
+            .stop
+            .ends_with("stop org.apache.spark.deploy.history.HistoryServer 1"));
+        assert!(steps_for("master", &context("master", "127.1.0.2"))
             .iter()
-            .any(
-                |s| matches!(&s.resource, Resource::Command(c) if c.run.contains("HistoryServer"))
-            ));
+            .all(|s| !matches!(&s.resource,
+                Resource::Service(spec) if spec.state == ServiceState::Stopped)));
         let d = file_of(&m, "/opt/spark/conf/spark-defaults.conf").expect("defaults");
         assert!(
             d.contains("spark.eventLog.enabled") && !d.contains("spark.history."),

@@ -285,6 +285,18 @@ pub struct ServiceSpec {
     pub cmdline_match: Option<String>,
     /// systemd unit to use where systemd runs (its unit file is a separate `file` step).
     pub systemd_unit: Option<String>,
+    /// `running` (the default) starts the service when it is not running; `stopped` stops one
+    /// that runs (and disables its unit), so turning a service off in the config takes effect.
+    #[serde(default)]
+    pub state: ServiceState,
+}
+
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ServiceState {
+    #[default]
+    Running,
+    Stopped,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

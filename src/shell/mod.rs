@@ -65,13 +65,16 @@ pub fn as_user(user: &str, command: &str) -> String {
 /// `sb_pid PIDFILE [MATCH]` prints `running PID` when the pidfile names a live, non-zombie
 /// process whose command line contains MATCH, else `stopped` (and returns 1). A pidfile that is
 /// a link or not a regular file is not read: the pid directory belongs to the daemon's user.
+/// `sb_live PID [MATCH]` answers the same for a PID already read (a stop waits on it after the
+/// daemon's own script removed the pidfile).
 ///
 /// Builtins only (it runs for every daemon in every probe): the shell's `read` drops the NULs
 /// between a command line's arguments, so MATCH is compared with its spaces removed too.
-pub const PID_FN: &str = r#"sb_pid() { pid=; if [ -f "$1" ] && [ ! -L "$1" ]; then read -r pid < "$1" || true; fi; case "$pid" in ''|*[!0-9]*) echo stopped; return 1;; esac
+pub const PID_FN: &str = r#"sb_live() { pid=$1; case "$pid" in ''|*[!0-9]*) echo stopped; return 1;; esac
 sb_st=; if [ -r "/proc/$pid/status" ]; then while read -r sb_k sb_st sb_rest; do [ "$sb_k" = State: ] && break; sb_st=; done < "/proc/$pid/status"; fi
 sb_m=$2; while :; do case $sb_m in *' '*) sb_m=${sb_m%%' '*}${sb_m#*' '};; *) break;; esac; done
 if [ -n "$sb_st" ] && [ "$sb_st" != Z ] && { [ -z "$sb_m" ] || { sb_cmd=; IFS= read -r sb_cmd < "/proc/$pid/cmdline"; case $sb_cmd in *"$sb_m"*) true;; *) false;; esac; }; } 2>/dev/null; then echo "running $pid"; else echo stopped; return 1; fi; }
+sb_pid() { pid=; if [ -f "$1" ] && [ ! -L "$1" ]; then read -r pid < "$1" || true; fi; sb_live "$pid" "$2"; }
 "#;
 
 #[cfg(test)]

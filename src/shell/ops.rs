@@ -212,10 +212,57 @@ pub fn restart_service(
     cmdline_match: Option<&str>,
 ) -> String {
     format!(
-        "( {stop} ) </dev/null >/dev/null 2>&1 || true\n{start}",
-        stop = as_user(user, stop),
+        "{stop}\n{start}",
+        stop = stop_service(user, stop, pidfile, cmdline_match),
         start = start_service(user, start, pidfile, cmdline_match)
     )
+}
+
+/// Seconds a stopped daemon gets to exit before SIGKILL (systemd's TimeoutStopSec plays this
+/// part where it runs).
+pub const STOP_GRACE_SECS: u32 = 30;
+
+/// Runs a stop command, then waits until the process the pidfile named has exited: Spark's
+/// `spark-daemon.sh stop` sends SIGTERM and returns at once, and a JVM running its shutdown
+/// hooks on a busy node can still hold its port when the next start (or the next converge's
+/// check) comes. After `STOP_GRACE_SECS` it is killed, as its own user: the pid came from a
+/// file that user controls, so root never signals it.
+pub fn stop_service(user: &str, stop: &str, pidfile: &str, cmdline_match: Option<&str>) -> String {
+    stop_service_within(user, stop, pidfile, cmdline_match, STOP_GRACE_SECS)
+}
+
+fn stop_service_within(
+    user: &str,
+    stop: &str,
+    pidfile: &str,
+    cmdline_match: Option<&str>,
+    grace_secs: u32,
+) -> String {
+    let m = quote(cmdline_match.unwrap_or_default());
+    let ticks = grace_secs * 10;
+    format!(
+        r#"{PID_FN}
+old=$(sb_pid {pf} {m}) && old=${{old#running }} || old=
+( {cmd} ) </dev/null >/dev/null 2>&1 || true
+if [ -n "$old" ]; then
+i=0; while [ $i -lt {ticks} ] && sb_live "$old" {m} >/dev/null; do sleep 0.1; i=$((i+1)); done
+if sb_live "$old" {m} >/dev/null; then echo "sparkboot: pid $old did not exit {grace_secs} s after its stop command; killing it" >&2; {kill}; fi
+i=0; while [ $i -lt 50 ] && sb_live "$old" {m} >/dev/null; do sleep 0.1; i=$((i+1)); done
+if sb_live "$old" {m} >/dev/null; then echo "sparkboot: pid $old is still running after SIGKILL" >&2; exit 1; fi
+fi"#,
+        pf = quote(pidfile),
+        cmd = as_user(user, stop),
+        kill = if user == "root" {
+            "kill -KILL \"$old\"".to_string()
+        } else {
+            format!("runuser -u {} -- kill -KILL \"$old\"", quote(user))
+        },
+    )
+}
+
+/// Stops a unit and keeps it from starting at boot.
+pub fn systemd_stop(unit: &str) -> String {
+    format!("systemctl disable --now {}", quote(unit))
 }
 
 pub fn systemd_start(unit: &str) -> String {
@@ -245,6 +292,71 @@ mod tests {
     /// its headers and then the body slowly: the script prints progress lines with the bytes
     /// so far and the Content-Length, nothing of the URL, and ends as soon as it is done (the
     /// progress loop holds no output open).
+    /// Starts `body` as a daemon with a pidfile, runs the stop script, and returns how long the
+    /// script took, its stderr, and whether the daemon had exited when the script returned.
+    fn stop_a_daemon(body: &str, grace_secs: u32) -> (f64, String, bool) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pidfile = dir.path().join("demo.pid");
+        let marker = format!("sbstopdemo{}", std::process::id());
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{body} # {marker}"))
+            .spawn()
+            .expect("start the daemon");
+        std::fs::write(&pidfile, child.id().to_string()).expect("pidfile");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let pf = pidfile.display().to_string();
+        let stop = format!("kill $(cat {})", quote(&pf));
+        let script = stop_service_within("root", &stop, &pf, Some(&marker), grace_secs);
+        let started = std::time::Instant::now();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&script)
+            .output()
+            .expect("run the stop script");
+        let took = started.elapsed().as_secs_f64();
+        let exited = child.try_wait().expect("try_wait").is_some();
+        if !exited {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (
+            took,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+            exited,
+        )
+    }
+
+    /// A daemon that takes a second and a half to exit after SIGTERM (a JVM running its shutdown
+    /// hooks): the stop returns only once it has exited, without killing it.
+    #[test]
+    fn a_stop_waits_until_the_daemon_has_exited() {
+        let (took, stderr, exited) = stop_a_daemon(
+            "trap 'sleep 1.5; exit 0' TERM; while :; do sleep 0.1; done",
+            10,
+        );
+        assert!(exited, "the stop returned while the daemon still ran");
+        assert!(took >= 1.3, "returned after {took:.2} s");
+        assert!(!stderr.contains("killing"), "{stderr}");
+    }
+
+    /// A daemon that ignores SIGTERM is killed once the grace period is over.
+    #[test]
+    fn a_daemon_that_ignores_its_stop_is_killed_after_the_grace_period() {
+        let (took, stderr, exited) = stop_a_daemon("trap '' TERM; while :; do sleep 0.1; done", 1);
+        assert!(exited, "the daemon survived its stop");
+        assert!((1.0..8.0).contains(&took), "took {took:.2} s");
+        assert!(
+            stderr.contains("did not exit 1 s after its stop command; killing it"),
+            "{stderr}"
+        );
+    }
+
     #[test]
     fn a_download_reports_its_progress_on_stdout_and_nothing_else() {
         let dir = tempfile::tempdir().expect("tempdir");

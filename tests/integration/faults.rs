@@ -356,12 +356,18 @@ fn spark_config(lab: &Lab) -> PathBuf {
 }
 
 /// Kills every process of a node but its init and sshd listener (the node "dies" under the run,
-/// its session with it, and comes back with nothing running) if Spark's unpack is under way, in
-/// one go: tar is
-/// stopped first, so the unpack cannot finish between the check and the kill (from the test it
-/// could: a poll takes a process start). Spark's tar, not any tar: on a systemd node apt's
-/// dpkg-deb runs tar while Java installs, before Spark's step has made its directory.
-const KILL_DURING_UNPACK: &str = r#"t=$(pgrep -x tar) || exit 0; ls -d /opt/.sparkboot-dl.* >/dev/null 2>&1 || exit 0; kill -STOP $t; keep=$(cat /run/sshd.pid); for d in /proc/[0-9]*; do p=${d#/proc/}; case "$p" in 1|"$keep"|"$$") ;; *) kill -9 "$p" 2>/dev/null;; esac; done; echo killed"#;
+/// its session with it, and comes back with nothing running) if Spark's unpack is under way.
+/// Spark's tar, not any tar: on a systemd node apt's dpkg-deb runs tar while Java installs,
+/// before Spark's step has made its directory. tar is stopped first, so the unpack cannot finish
+/// between the check and the kill (from the test it could: a poll takes a process start). Then
+/// every process is frozen before any is killed, as a machine losing power would: killed one by
+/// one, the download's shell could see its tar die first, exit by `set -e` and run its trap (a
+/// node never gets to do that when it dies), which is what a CI run once caught.
+const KILL_DURING_UNPACK: &str = r#"t=$(pgrep -x tar) || exit 0; ls -d /opt/.sparkboot-dl.* >/dev/null 2>&1 || exit 0; kill -STOP $t
+keep=$(cat /run/sshd.pid)
+others() { for d in /proc/[0-9]*; do p=${d#/proc/}; case "$p" in 1|"$keep"|"$$") ;; *) echo "$p";; esac; done; }
+for round in 1 2 3; do for p in $(others); do kill -STOP "$p" 2>/dev/null; done; done
+for p in $(others); do kill -9 "$p" 2>/dev/null; done; echo killed"#;
 
 #[test]
 fn a_node_dying_mid_unpack_and_a_full_disk_leave_nothing_that_looks_installed() {
@@ -447,9 +453,11 @@ fn dies_mid_unpack(flavour: Flavour, slot: u8) {
     }
     // The dead node's temporary directory is left (SIGKILL skips the trap); the full one's trap
     // removed its own.
-    assert!(lab
-        .in_node("lab-worker-1", "ls -A /opt")
-        .contains(".sparkboot-dl."));
+    let left = lab.in_node("lab-worker-1", "ls -A /opt");
+    assert!(
+        left.contains(".sparkboot-dl."),
+        "lab-worker-1's /opt: {left}"
+    );
     assert!(!lab
         .in_node("lab-worker-2", "ls -A /opt")
         .contains(".sparkboot-dl."));

@@ -139,13 +139,20 @@ fn history_server_lists_finished_applications() {
         "the line goes into the last table"
     );
     std::fs::write(&off, format!("{text}history_server = false\n")).expect("write config");
-    converge(&lab, &off);
+    let stopped = converge(&lab, &off);
     let gone = lab.sh(
         &off,
         "lab-master",
         "for i in $(seq 30); do ss -Hltn 'sport = :18080' | grep -q . || { echo gone; break; }; sleep 1; done",
     );
-    assert_eq!(gone.trim(), "gone", "the history server still listens");
+    if gone.trim() != "gone" {
+        let why = lab.sh(
+            &off,
+            "lab-master",
+            "ps -eo pid,ppid,user,etimes,args | grep -v ' ps ' | cut -c1-220; ls -l /var/lib/spark/run; cat /var/lib/spark/run/*.pid; tail -n 30 /var/log/spark/*HistoryServer*.out",
+        );
+        panic!("the history server still listens:\n{why}\nthe converge that turned it off: {stopped:#}");
+    }
     let again = converge(&lab, &off);
     for (name, _, changed, failed, unreachable) in counts(&again) {
         assert_eq!(
