@@ -31,6 +31,7 @@ pub fn run(args: &ConvergeArgs) -> Result<ExitCode, Error> {
         diff: args.diff,
         lock_wait: Some(args.wait),
         command: "converge",
+        rolling: true,
     };
     let base = Arc::new(converge::prepare(&engine, &req)?);
     let plan = Arc::new(base.bind(engine.inventory.clone())?);
@@ -43,6 +44,7 @@ pub fn run(args: &ConvergeArgs) -> Result<ExitCode, Error> {
     let mut report = RunReport::new("converge", args.check, started.elapsed(), outcome.recap());
     report.notes = discovery_notes;
     report.notes.extend(outcome.notes);
+    report.upgrade = outcome.upgrade;
     if args.common.json {
         println!("{}", report.to_json());
     } else {

@@ -38,6 +38,9 @@ pub struct ConvergeRequest<'a> {
     pub lock_wait: Option<u64>,
     /// The command, named in the lock for whoever waits on this run.
     pub command: &'static str,
+    /// Roll a Spark version change over running workers in batches (`converge`); `watch` and
+    /// `harden` converge what they are given at once.
+    pub rolling: bool,
 }
 
 /// Roles whose presence means "this is a Spark cluster": check registration at the end.
@@ -62,6 +65,8 @@ pub struct PlanBase {
     /// See [`ConvergeRequest::lock_wait`].
     pub lock_wait: Option<u64>,
     pub command: &'static str,
+    /// See [`ConvergeRequest::rolling`].
+    pub rolling: bool,
 }
 
 /// A [`PlanBase`] bound to one inventory.
@@ -85,6 +90,8 @@ pub struct ConvergeOutcome {
     /// Cluster-level actions (stopping a worker the inventory dropped).
     pub notes: Vec<String>,
     pub plan: Arc<ConvergePlan>,
+    /// A rolling upgrade this run made (or, with `--check`, would make).
+    pub upgrade: Option<crate::spark::upgrade::UpgradeReport>,
 }
 
 /// Values of config vars whose names mark them as secret; they are redacted from every diff and
@@ -156,6 +163,7 @@ pub fn prepare(engine: &Engine, req: &ConvergeRequest) -> Result<PlanBase, Error
         spark_cluster,
         lock_wait: if req.check { None } else { req.lock_wait },
         command: req.command,
+        rolling: req.rolling,
     })
 }
 
@@ -382,9 +390,64 @@ pub fn run(
             held = Some((run_lock, outside));
         }
     }
+    let check = plan.base.options.check;
+    let rolling = if plan.base.rolling && plan.status_probe.is_some() {
+        super::rolling::plan_for(&items, &plan)
+    } else {
+        None
+    };
+    let (mut items, notes, upgrade) = match rolling {
+        Some(up) if !check => {
+            let (items, notes, report) =
+                super::rolling::run(engine, items, &plan, &mut exports, up)?;
+            (items, notes, Some(report))
+        }
+        planned => {
+            let items = run_phases(engine, items, &plan, &mut exports)?;
+            let (items, mut notes) = verify(engine, items, &plan);
+            if let Some(up) = &planned {
+                // Check mode: the stages a real run would take.
+                notes.extend(up.describe());
+            }
+            (
+                items,
+                notes,
+                planned.map(crate::spark::upgrade::UpgradeReport::planned),
+            )
+        }
+    };
+    if let Some((run_lock, outside)) = held.as_mut() {
+        match outside {
+            Some(node) => run_lock.release(node),
+            None => {
+                if let Some((n, _)) = items.iter_mut().find(|(n, _)| n.host.name == master_name) {
+                    run_lock.release(n);
+                }
+            }
+        }
+    }
+    Ok(ConvergeOutcome {
+        hosts: items
+            .into_iter()
+            .map(|(node, converge)| HostResult { node, converge })
+            .collect(),
+        notes,
+        plan,
+        upgrade,
+    })
+}
+
+/// Applies (or, in check mode, plans) every phase on `items`, phase by phase across hosts, or
+/// back to back per host when nothing a later phase waits for changes.
+pub(super) fn run_phases(
+    engine: &Engine,
+    mut items: Vec<(Node, HostConverge)>,
+    plan: &Arc<ConvergePlan>,
+    exports: &mut serde_json::Map<String, Value>,
+) -> Result<Vec<(Node, HostConverge)>, Error> {
     let phases: BTreeSet<u32> = plan.base.roles.iter().map(|r| r.data.phase).collect();
     let check = plan.base.options.check;
-    let pipelined = !check && settled(&mut items, &plan, &exports);
+    let pipelined = !check && settled(&mut items, plan, exports);
     if pipelined {
         // Nothing a later phase waits for changes: each host runs its phases back to back.
         let (p, snapshot) = (plan.clone(), Arc::new(Value::Object(exports.clone())));
@@ -433,29 +496,22 @@ pub fn run(
             );
         }
     }
-    let (mut items, notes, _registered) = if plan.status_probe.is_some() && !check {
-        crate::spark::cluster::verify(engine, items, &plan)
+    Ok(items)
+}
+
+/// For a Spark cluster (not `--check`): the registration check, and the stop of workers the
+/// inventory dropped.
+pub(super) fn verify(
+    engine: &Engine,
+    items: Vec<(Node, HostConverge)>,
+    plan: &ConvergePlan,
+) -> (Vec<(Node, HostConverge)>, Vec<String>) {
+    if plan.status_probe.is_some() && !plan.base.options.check {
+        let (items, notes, _registered) = crate::spark::cluster::verify(engine, items, plan);
+        (items, notes)
     } else {
-        (items, Vec::new(), None)
-    };
-    if let Some((run_lock, outside)) = held.as_mut() {
-        match outside {
-            Some(node) => run_lock.release(node),
-            None => {
-                if let Some((n, _)) = items.iter_mut().find(|(n, _)| n.host.name == master_name) {
-                    run_lock.release(n);
-                }
-            }
-        }
+        (items, Vec::new())
     }
-    Ok(ConvergeOutcome {
-        hosts: items
-            .into_iter()
-            .map(|(node, converge)| HostResult { node, converge })
-            .collect(),
-        notes,
-        plan,
-    })
 }
 
 impl ConvergeOutcome {

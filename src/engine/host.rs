@@ -32,7 +32,8 @@ pub struct HostConverge {
     pub exported: BTreeMap<String, String>,
     notified: BTreeSet<String>,
     started: BTreeSet<String>,
-    services: BTreeMap<String, (u32, ServiceSpec)>,
+    /// Services this run declared: (phase, declaration order, spec).
+    services: BTreeMap<String, (u32, usize, ServiceSpec)>,
     /// Handler name -> service, shared read-only by every host.
     handlers: Arc<BTreeMap<String, String>>,
     /// The registration check's answer, on the master (set by `spark::cluster::verify`).
@@ -155,8 +156,9 @@ impl HostConverge {
                     self.services.remove(&spec.name);
                     continue;
                 }
+                let order = self.services.len();
                 self.services
-                    .insert(spec.name.clone(), (s.phase, spec.clone()));
+                    .insert(spec.name.clone(), (s.phase, order, spec.clone()));
             }
         }
         match plan::plan_with(&steps, &mut self.sim, &plan.base.options) {
@@ -233,16 +235,20 @@ impl HostConverge {
     /// started it (then it already runs with the new configuration).
     fn run_handlers(&mut self, node: &mut Node, phase: u32, check: bool, redactor: &Redactor) {
         let systemd = self.facts.as_ref().is_some_and(|f| f.system.systemd);
-        let due: Vec<(String, ServiceSpec)> = self
+        let mut due: Vec<(usize, String, ServiceSpec)> = self
             .notified
             .iter()
             .filter_map(|h| {
                 let svc = self.handlers.get(h)?;
-                let (p, spec) = self.services.get(svc)?;
-                (*p == phase).then(|| (svc.clone(), spec.clone()))
+                let (p, order, spec) = self.services.get(svc)?;
+                (*p == phase).then(|| (*order, svc.clone(), spec.clone()))
             })
             .collect();
-        for (name, spec) in due {
+        // In the order the roles declare the services (the master before what runs on it),
+        // not by handler name.
+        due.sort_by_key(|(order, ..)| *order);
+        due.dedup_by(|a, b| a.1 == b.1);
+        for (_, name, spec) in due {
             let handlers = self.handlers.clone();
             self.notified.retain(|h| handlers.get(h) != Some(&name));
             if !node.alive() || self.started.contains(&name) {

@@ -17,6 +17,7 @@ mod host;
 mod limits;
 pub mod lock;
 mod node;
+mod rolling;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -29,6 +29,7 @@ pub fn run(engine: &Engine, nodes: Vec<Node>) -> Result<(Outcome, Vec<Node>), Er
         diff: false,
         lock_wait: Some(0),
         command: "harden",
+        rolling: false,
     };
     let base = Arc::new(converge::prepare(engine, &req)?);
     let plan = Arc::new(base.bind(engine.inventory.clone())?);

@@ -206,6 +206,9 @@ pub struct RunReport {
     pub hosts: Vec<HostRecap>,
     /// Cluster-level actions that are not a host's step (for example stopping a removed worker).
     pub notes: Vec<String>,
+    /// A rolling Spark upgrade this converge made (or would make, with `--check`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<crate::spark::upgrade::UpgradeReport>,
     pub summary: Summary,
 }
 
@@ -237,6 +240,7 @@ impl RunReport {
             elapsed_ms: elapsed.as_millis(),
             hosts,
             notes: Vec::new(),
+            upgrade: None,
             summary: s,
         }
     }

@@ -14,6 +14,7 @@ pub mod registration;
 pub mod release;
 pub mod s3;
 pub mod settings;
+pub mod upgrade;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -52,7 +53,15 @@ pub struct Prepared {
 /// first use. It stays the same across runs, so daemons are not restarted for a new secret.
 /// The flag says whether this call created it.
 pub fn cluster_secret(state_dir: &Path) -> Result<(String, bool), SparkError> {
-    let path = state_dir.join("spark-auth-secret");
+    state_secret(state_dir, "spark-auth-secret")
+}
+
+/// The Spark Connect server's token, made and kept like the cluster secret.
+pub const CONNECT_TOKEN_FILE: &str = "spark-connect-token";
+
+/// A random secret kept in the state dir as `name` (0600), made on first use.
+pub fn state_secret(state_dir: &Path, name: &str) -> Result<(String, bool), SparkError> {
+    let path = state_dir.join(name);
     let err = |message: String| SparkError::Secret {
         path: path.clone(),
         message,
@@ -149,6 +158,16 @@ pub fn prepare_for(
     } else {
         String::new()
     };
+    // The Connect server runs any code a client sends, as the spark user: clients present this
+    // token (made once per cluster, kept in the state dir, never in argv), and reach the
+    // server only through `sparkboot tunnel`.
+    let connect_token = if s.connect_server {
+        let (v, _) = state_secret(&config.state_dir, CONNECT_TOKEN_FILE)?;
+        secrets.push(v.clone());
+        v
+    } else {
+        String::new()
+    };
     let source = if s.distribution == Distribution::Push {
         "push"
     } else {
@@ -160,7 +179,10 @@ pub fn prepare_for(
     }
     let context = context::TemplateValues {
         spark,
-        secrets: context::Secrets { spark_auth: secret },
+        secrets: context::Secrets {
+            spark_auth: secret,
+            connect_token,
+        },
     };
     Ok(Prepared {
         context,

@@ -24,10 +24,15 @@ pub struct RawSpark {
     worker_memory: Option<String>,
     worker_daemon_java_opts: Option<String>,
     registration_timeout_secs: Option<u64>,
+    upgrade_batch: Option<usize>,
+    upgrade_pause_secs: Option<u64>,
     rpc_cipher: Option<String>,
     history_server: Option<bool>,
     history_port: Option<u16>,
     event_log: Option<String>,
+    connect_server: Option<bool>,
+    connect_port: Option<u16>,
+    connect_max_cores: Option<u32>,
     #[serde(default)]
     defaults: BTreeMap<String, toml::Value>,
 }
@@ -62,6 +67,10 @@ pub struct SparkSettings {
     /// JVM options of the worker daemon alone (SPARK_DAEMON_JAVA_OPTS on worker hosts).
     pub worker_daemon_java_opts: String,
     pub registration_timeout_secs: u64,
+    /// Workers per batch of a rolling upgrade; `None`: a quarter of the workers, at least one.
+    pub upgrade_batch: Option<usize>,
+    /// Seconds a rolling upgrade waits after each batch has registered, before the next.
+    pub upgrade_pause_secs: u64,
     /// `spark.network.crypto.cipher` when authentication (and so RPC encryption) is on.
     pub rpc_cipher: String,
     /// Run the history server on the master (default on).
@@ -70,6 +79,12 @@ pub struct SparkSettings {
     pub history_port: u16,
     /// Where applications write event logs: the layout's directory, or the cluster bucket.
     pub event_log: EventLog,
+    /// Run the Spark Connect server on the master (Spark 4 and later; default off).
+    pub connect_server: bool,
+    /// Its gRPC port (`spark.connect.grpc.binding.port`), on the master's private address.
+    pub connect_port: u16,
+    /// `spark.cores.max` of the Connect server's application; 0: no cap (all free cores).
+    pub connect_max_cores: u32,
     pub defaults: BTreeMap<String, String>,
 }
 
@@ -213,7 +228,20 @@ pub fn resolve(raw: RawSpark) -> Result<SparkSettings, (String, String)> {
             ))
         }
     };
+    let connect_server = raw.connect_server.unwrap_or(false);
+    if connect_server && parsed.major < 4 {
+        return Err(bad(
+            "connect_server",
+            format!("needs Spark 4.0 or later (its distribution ships the Connect server); spark.version is {version}"),
+        ));
+    }
     Ok(SparkSettings {
+        connect_server,
+        connect_port: raw.connect_port.unwrap_or(15002),
+        connect_max_cores: raw.connect_max_cores.unwrap_or(0),
+        // 0, like unset: a quarter of the workers.
+        upgrade_batch: raw.upgrade_batch.filter(|&n| n > 0),
+        upgrade_pause_secs: raw.upgrade_pause_secs.unwrap_or(0),
         history_server: raw.history_server.unwrap_or(true),
         history_port: raw.history_port.unwrap_or(18080),
         event_log,
@@ -462,6 +490,39 @@ mod tests {
         }
         let ok = parse("[defaults]\n\"spark.io.encryption.keySizeBits\" = 256\n\"spark.eventLog.dir\" = \"C:\\\\x\\\\y\"\n").expect("tuning is fine");
         assert_eq!(ok.defaults["spark.io.encryption.keySizeBits"], "256");
+    }
+
+    #[test]
+    fn rolling_upgrade_batches_default_to_a_quarter() {
+        let s = parse("").expect("defaults");
+        assert_eq!((s.upgrade_batch, s.upgrade_pause_secs), (None, 0));
+        let s = parse("upgrade_batch = 3\nupgrade_pause_secs = 20").expect("set");
+        assert_eq!((s.upgrade_batch, s.upgrade_pause_secs), (Some(3), 20));
+        assert_eq!(
+            parse("upgrade_batch = 0").expect("zero").upgrade_batch,
+            None
+        );
+    }
+
+    #[test]
+    fn the_connect_server_is_opt_in_and_needs_spark_4() {
+        let s = parse("").expect("defaults");
+        assert_eq!(
+            (s.connect_server, s.connect_port, s.connect_max_cores),
+            (false, 15002, 0)
+        );
+        let s = parse("connect_server = true\nconnect_port = 15010\nconnect_max_cores = 2")
+            .expect("set");
+        assert_eq!(
+            (s.connect_server, s.connect_port, s.connect_max_cores),
+            (true, 15010, 2)
+        );
+        let (field, msg) = parse("version = \"3.5.7\"\nconnect_server = true").expect_err("3.5");
+        assert_eq!(field, "spark.connect_server");
+        assert!(
+            msg.contains("Spark 4.0 or later") && msg.contains("3.5.7"),
+            "{msg}"
+        );
     }
 
     #[test]

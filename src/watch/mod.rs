@@ -155,6 +155,7 @@ pub fn run(args: &WatchArgs) -> Result<ExitCode, Error> {
         diff: false,
         lock_wait: Some(LOCK_WAIT_SECS),
         command: "watch",
+        rolling: false,
     };
     let base = Arc::new(converge::prepare(&engine, &req)?);
     install_stop_handlers();
@@ -541,6 +542,7 @@ impl Watcher {
             diff: false,
             lock_wait: Some(LOCK_WAIT_SECS),
             command: "watch",
+            rolling: false,
         };
         match converge::prepare(&self.engine, &req) {
             Ok(b) => {
