@@ -48,8 +48,12 @@ struct Forward {
     name: &'static str,
     /// `127.0.0.1:PORT` on this machine.
     local: String,
-    /// What to open: `http://127.0.0.1:PORT/`, or `sc://127.0.0.1:PORT` for Spark Connect.
+    /// What to open: `http://127.0.0.1:PORT/`, or `sc://localhost:PORT` for Spark Connect
+    /// (`localhost`: the Connect client sends its token over plain gRPC only to that name).
     url: String,
+    /// Spark Connect: the file that holds the token clients present (`[spark] connect_server`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    token_file: Option<String>,
     /// `ADDRESS:PORT` as the master reaches it.
     remote: String,
     #[serde(skip)]
@@ -87,7 +91,11 @@ pub fn run(args: &TunnelArgs) -> Result<ExitCode, Error> {
         ),
         (
             "connect",
-            spark_port(d, "spark.connect.grpc.binding.port", 15002),
+            spark_port(
+                d,
+                "spark.connect.grpc.binding.port",
+                target.config.spark.connect_port,
+            ),
             "sc",
         ),
     ];
@@ -107,15 +115,24 @@ pub fn run(args: &TunnelArgs) -> Result<ExitCode, Error> {
             .port();
         let local = format!("127.0.0.1:{port}");
         let url = match *scheme {
-            "sc" => format!("sc://{local}"),
+            "sc" => format!("sc://localhost:{port}"),
             _ => format!("http://{local}/"),
         };
+        let token_file = (*scheme == "sc" && target.config.spark.connect_server).then(|| {
+            target
+                .config
+                .state_dir
+                .join(crate::spark::CONNECT_TOKEN_FILE)
+                .display()
+                .to_string()
+        });
         listeners.push((
             listener,
             Forward {
                 name,
                 local,
                 url,
+                token_file,
                 remote: format!("{}:{remote_port}", master.address),
                 remote_port: *remote_port,
             },
@@ -148,6 +165,12 @@ pub fn run(args: &TunnelArgs) -> Result<ExitCode, Error> {
         println!("Forwarding through {} ({}):", master.name, master.address);
         for f in &forwards {
             println!("  {:<10} {:<28} -> {}", f.name, f.url, f.remote);
+            if let Some(t) = &f.token_file {
+                println!(
+                    "  {:<10} its token is in {t} (add ;token=... to the URL)",
+                    ""
+                );
+            }
         }
         println!("Press Ctrl-C to stop.");
     }

@@ -347,6 +347,7 @@ mod template_tests {
             spark,
             secrets: Secrets {
                 spark_auth: "s3cr3t-0123456789abcdef".into(),
+                connect_token: "c0nn3ct-t0k3n-0123456789abcdef".into(),
             },
         };
         let mut ctx = json!({
@@ -470,6 +471,61 @@ mod template_tests {
         assert!(!has_service(&w, "spark-history"));
     }
 
+    /// `connect_server = true`: on the master only, the Connect server's gRPC binds the
+    /// master's address with the cluster's token from spark-defaults.conf (root's 0640 file);
+    /// the token is in no command line or unit. Off by default, where a running one is stopped.
+    #[test]
+    fn the_connect_server_binds_the_master_address_with_a_token_only_in_the_config() {
+        let token = "c0nn3ct-t0k3n-0123456789abcdef";
+        let on = "connect_server = true\nconnect_max_cores = 2";
+        let m = steps_for("master", &context_with("master", "127.1.0.2", on, |_| {}));
+        let d = file_of(&m, "/opt/spark/conf/spark-defaults.conf").expect("defaults");
+        for line in [
+            "spark.connect.grpc.binding.address  127.1.0.2\n",
+            "spark.connect.grpc.binding.port     15002\n",
+            &format!("spark.connect.authenticate.token    {token}\n"),
+        ] {
+            assert!(d.contains(line), "{line:?} in\n{d}");
+        }
+        let svc: Vec<ServiceSpec> = m
+            .iter()
+            .filter_map(|s| match &s.resource {
+                Resource::Service(spec) if spec.name == "spark-connect" => Some(spec.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(svc.len(), 1, "{svc:?}");
+        assert_eq!(svc[0].state, ServiceState::Running);
+        assert_eq!(svc[0].user, "spark");
+        assert!(
+            svc[0].start.ends_with(
+                "submit org.apache.spark.sql.connect.service.SparkConnectServer 1 --name 'Spark Connect server' --conf spark.cores.max=2"
+            ),
+            "{}",
+            svc[0].start
+        );
+        assert!(!svc[0].start.contains(token));
+        let mut facts = context_with("master", "127.1.0.2", on, |_| {});
+        facts["facts"]["systemd"] = true.into();
+        let unit = file_of(
+            &steps_for("master", &facts),
+            "/etc/systemd/system/spark-connect.service",
+        )
+        .expect("unit");
+        assert!(unit.contains("--class org.apache.spark.sql.connect.service.SparkConnectServer"));
+        assert!(!unit.contains(token), "{unit}");
+        // Workers get none of it.
+        let w = steps_for("worker", &context_with("worker", "127.1.0.3", on, |_| {}));
+        let wd = file_of(&w, "/opt/spark/conf/spark-defaults.conf").expect("worker defaults");
+        assert!(!wd.contains("spark.connect."), "{wd}");
+        // Off (the default): no binding, no token, and a step that keeps it stopped.
+        let off = steps_for("master", &context("master", "127.1.0.2"));
+        let d = file_of(&off, "/opt/spark/conf/spark-defaults.conf").expect("defaults");
+        assert!(!d.contains("spark.connect."), "{d}");
+        assert!(off.iter().any(|s| matches!(&s.resource,
+            Resource::Service(spec) if spec.name == "spark-connect" && spec.state == ServiceState::Stopped)));
+    }
+
     #[test]
     fn the_history_server_can_be_turned_off_and_follows_s3_and_systemd() {
         let off = context_with("master", "127.1.0.2", "history_server = false", |_| {});
@@ -496,7 +552,7 @@ mod template_tests {
         assert!(steps_for("master", &context("master", "127.1.0.2"))
             .iter()
             .all(|s| !matches!(&s.resource,
-                Resource::Service(spec) if spec.state == ServiceState::Stopped)));
+                Resource::Service(spec) if spec.name == "spark-history" && spec.state == ServiceState::Stopped)));
         let d = file_of(&m, "/opt/spark/conf/spark-defaults.conf").expect("defaults");
         assert!(
             d.contains("spark.eventLog.enabled") && !d.contains("spark.history."),

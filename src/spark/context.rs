@@ -20,6 +20,8 @@ pub struct TemplateValues {
 pub struct Secrets {
     /// The cluster's Spark authentication secret (empty when authentication is off).
     pub spark_auth: String,
+    /// The Spark Connect server's pre-shared token (empty when the server is off).
+    pub connect_token: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -54,6 +56,10 @@ pub struct SparkContext {
     pub history: DaemonPaths,
     pub history_server: bool,
     pub history_port: u16,
+    pub connect: DaemonPaths,
+    pub connect_server: bool,
+    pub connect_port: u16,
+    pub connect_max_cores: u32,
     pub authenticate: bool,
     pub rpc_cipher: String,
     pub master_port: u16,
@@ -100,6 +106,10 @@ impl SparkContext {
             history: layout.daemon(&layout.history),
             history_server: s.history_server,
             history_port: s.history_port,
+            connect: layout.daemon(&layout.connect),
+            connect_server: s.connect_server,
+            connect_port: s.connect_port,
+            connect_max_cores: s.connect_max_cores,
             authenticate: s.authenticate,
             rpc_cipher: s.rpc_cipher.clone(),
             master_port: s.master_port,

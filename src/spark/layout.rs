@@ -40,6 +40,7 @@ pub struct Layout {
     pub worker: Daemon,
     /// The history server, on the master.
     pub history: Daemon,
+    pub connect: Daemon,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -102,6 +103,7 @@ impl Layout {
             ("master.service", &self.master.service),
             ("worker.service", &self.worker.service),
             ("history.service", &self.history.service),
+            ("connect.service", &self.connect.service),
         ] {
             if !name_ok(v) {
                 return Err(format!(
@@ -135,6 +137,7 @@ impl Layout {
             ("master.class", &self.master.class),
             ("worker.class", &self.worker.class),
             ("history.class", &self.history.class),
+            ("connect.class", &self.connect.class),
         ] {
             if v.is_empty()
                 || !v

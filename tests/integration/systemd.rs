@@ -139,6 +139,30 @@ fn systemd_nodes_run_spark_under_units_with_java_from_apt() {
     let (code, status) = c.status();
     assert_eq!(code, Some(0), "{status:#}");
     assert!(all.iter().all(|h| running(&status, h)), "{status:#}");
+    // The history server runs under its own unit on the master and lists that application.
+    assert_eq!(unit_state("lab-master", "spark-history"), "active\nenabled");
+    let on_master = status["nodes"]
+        .as_array()
+        .and_then(|n| n.iter().find(|n| n["name"] == "lab-master"))
+        .unwrap_or_else(|| panic!("no master in {status:#}"));
+    assert_eq!(on_master["history_running"], true, "{status:#}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+    loop {
+        let listed = ureq::get(&format!("http://{master}:18080/api/v1/applications"))
+            .timeout(std::time::Duration::from_secs(5))
+            .call()
+            .ok()
+            .and_then(|r| r.into_string().ok())
+            .unwrap_or_default();
+        if listed.contains("\"completed\" : true") || listed.contains("\"completed\":true") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the history server never listed the finished application: {listed}"
+        );
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
     // Under systemd the daemons' output goes to the journal: the cluster secret is in neither
     // the journal nor any process's argv (read back here, searched in the test, so the search
     // itself puts no secret in an argv).
