@@ -70,7 +70,9 @@ impl Error {
     pub fn exit_code(&self) -> ExitCode {
         use crate::spark::SparkError;
         ExitCode::from(match self {
-            Error::Spark(SparkError::Checksum(_) | SparkError::Push(_)) => EXIT_DOWNLOAD,
+            Error::Spark(
+                SparkError::Checksum(_) | SparkError::Push(_) | SparkError::Connector(_),
+            ) => EXIT_DOWNLOAD,
             Error::Spark(SparkError::S3(_))
             | Error::Inventory(InventoryError::Discovery { .. }) => EXIT_CLOUD,
             Error::Host(_) => EXIT_HOST_FAILED,
@@ -82,7 +84,7 @@ impl Error {
             | Error::Lab(_)
             | Error::Harden(_)
             | Error::Stdout(_)
-            | Error::Spark(SparkError::Secret { .. }) => EXIT_USAGE,
+            | Error::Spark(SparkError::Secret { .. } | SparkError::Setting { .. }) => EXIT_USAGE,
         })
     }
 }
@@ -106,6 +108,17 @@ mod tests {
         assert_eq!(
             code(Error::Spark(SparkError::Push("mismatch".into()))),
             ExitCode::from(EXIT_DOWNLOAD)
+        );
+        assert_eq!(
+            code(Error::Spark(SparkError::Connector("mismatch".into()))),
+            ExitCode::from(EXIT_DOWNLOAD)
+        );
+        assert_eq!(
+            code(Error::Spark(SparkError::Setting {
+                field: "hadoop_version".into(),
+                message: "unknown".into()
+            })),
+            ExitCode::from(EXIT_USAGE)
         );
         assert_eq!(
             code(Error::Spark(SparkError::S3("denied".into()))),

@@ -26,6 +26,9 @@ pub enum FactError {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct ProbeRequest {
     pub paths: BTreeSet<String>,
+    /// Paths among `paths` whose content is not hashed (their facts carry an empty SHA-256):
+    /// large files known by a marker beside them instead, such as the S3A jars.
+    pub unhashed: BTreeSet<String>,
     pub users: BTreeSet<String>,
     pub groups: BTreeSet<String>,
     pub packages: BTreeSet<String>,

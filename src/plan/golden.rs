@@ -33,6 +33,10 @@ struct CaseOptions {
     check: bool,
     #[serde(default)]
     diff: bool,
+    /// Checksums of the verified files the controller holds (a `pushed` file's SHA-256), each
+    /// standing for `/cache/<checksum>`.
+    #[serde(default)]
+    pushed: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -61,6 +65,17 @@ fn check(case: Case) -> Result<(), String> {
     let opts = PlanOptions {
         check: case.options.check,
         diff: case.options.diff,
+        pushed: case
+            .options
+            .pushed
+            .iter()
+            .map(|sum| {
+                (
+                    sum.clone(),
+                    std::path::PathBuf::from(format!("/cache/{sum}")),
+                )
+            })
+            .collect(),
         ..PlanOptions::default()
     };
     let planned = match (plan(&steps, &case.facts, &opts), &case.error) {

@@ -98,7 +98,8 @@ pub struct PlanOptions {
     /// Nothing will be applied; values known only after apply may be placeholders.
     pub check: bool,
     pub redactor: Redactor,
-    /// Local files for `push` downloads, by sha512.
+    /// Verified local files the controller streams: `push` downloads by their SHA-512, files
+    /// with `pushed` content by their SHA-256.
     pub pushed: BTreeMap<String, PathBuf>,
 }
 
@@ -119,6 +120,12 @@ pub fn probe_request(steps: &[Step], diff: bool) -> ProbeRequest {
             }
             Resource::Directory(d) => {
                 req.paths.insert(d.path.clone());
+            }
+            Resource::File(spec) if spec.pushed.is_some() => {
+                // Known by the marker its install writes, not by hashing it on every run.
+                req.paths.insert(spec.path.clone());
+                req.unhashed.insert(spec.path.clone());
+                req.contents.insert(steps::pushed_marker(&spec.path));
             }
             Resource::File(spec) => {
                 req.paths.insert(spec.path.clone());

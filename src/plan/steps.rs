@@ -10,6 +10,12 @@ use crate::roles::model::*;
 use crate::roles::Resource;
 use crate::shell::ops;
 
+/// The file beside a pushed file that records the SHA-256 it was installed with (written after
+/// the file is in place, so it never vouches for a file that is not).
+pub fn pushed_marker(path: &str) -> String {
+    format!("{path}.sparkboot-sha256")
+}
+
 /// The file inside an installed download that records the archive's checksum.
 pub fn marker(dest: &str) -> String {
     format!("{dest}/.sparkboot-sha512")
@@ -55,7 +61,10 @@ pub fn plan_step(
         Resource::Group(g) => Ok(group(g, sim)),
         Resource::User(u) => Ok(user(u, sim)),
         Resource::Directory(d) => directory(d, sim),
-        Resource::File(spec) => file(spec, spec.content.as_deref().unwrap_or_default(), sim, opts),
+        Resource::File(spec) => match &spec.pushed {
+            Some(sha256) => pushed_file(spec, sha256, sim, opts),
+            None => file(spec, spec.content.as_deref().unwrap_or_default(), sim, opts),
+        },
         Resource::Download(d) => download(d, sim, opts),
         Resource::Symlink(l) => symlink(l, sim),
         Resource::AuthorizedKey(k) => authorized_key(k, sim, opts),
@@ -252,6 +261,95 @@ fn file(
     );
     sim.contents
         .insert(f.path.clone(), Some(content.to_string()));
+    Ok(action)
+}
+
+/// A file whose content is a verified file in the controller's cache, known by its SHA-256:
+/// unchanged when the node holds it (the marker its install wrote names that SHA-256, and the
+/// file is there) with the right owner and mode; otherwise streamed and checked again on the
+/// node before it is renamed into place. The marker stands in for hashing the file on every
+/// run, as `.sparkboot-sha512` does for the Spark tree; both sit in root-owned directories.
+fn pushed_file(
+    f: &FileSpec,
+    sha256: &str,
+    sim: &mut Facts,
+    opts: &PlanOptions,
+) -> Result<Action, String> {
+    if sha256.len() != 64 || !sha256.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(format!(
+            "pushed {sha256:?} is not a SHA-256 (64 hex digits)"
+        ));
+    }
+    let want = mode_of(&f.mode);
+    let marker = pushed_marker(&f.path);
+    let recorded = sim.contents.get(&marker).cloned().flatten();
+    let recorded = recorded
+        .as_deref()
+        .map(str::trim)
+        .unwrap_or_default()
+        .to_string();
+    let write = |reason: String| -> Result<Action, String> {
+        let local = opts.pushed.get(sha256).ok_or_else(|| {
+            format!(
+                "no verified local copy of {} (sha256 {sha256}) on the controller",
+                f.path
+            )
+        })?;
+        Ok(Action::Change(Change {
+            reason,
+            script: ops::write_verified_file(&f.path, &f.owner, &f.group, &f.mode, sha256),
+            stdin: Some(Payload::LocalFile(local.clone())),
+            diff: None,
+            starts_service: None,
+        }))
+    };
+    let short = &sha256[..16];
+    let action = match sim.path(&f.path).clone() {
+        PathFact::Absent => write(format!(
+            "install {} (sha256 {short}…) from the controller's verified copy",
+            f.path
+        ))?,
+        PathFact::File { .. } if recorded != sha256 => write(format!(
+            "replace {} ({}) with the controller's verified copy (sha256 {short}…)",
+            f.path,
+            match recorded.get(..16) {
+                Some(r) if !r.is_empty() => format!("installed as sha256 {r}…"),
+                _ => "not installed by sparkboot".to_string(),
+            }
+        ))?,
+        PathFact::File {
+            owner, group, mode, ..
+        } => match drift(&owner, &group, mode, &f.owner, &f.group, want) {
+            None => Action::Unchanged(format!(
+                "{} holds the verified file (sha256 {short}…)",
+                f.path
+            )),
+            Some(what) => change(
+                format!("fix {}: {what}", f.path),
+                ops::set_owner_mode(&f.path, &f.owner, &f.group, &f.mode),
+            ),
+        },
+        PathFact::Link { target } => write(format!(
+            "replace symlink {} (-> {target}) with the controller's verified copy",
+            f.path
+        ))?,
+        other => {
+            return Err(format!(
+                "{} exists but is not a regular file ({other:?}); move it away and run again",
+                f.path
+            ))
+        }
+    };
+    sim.paths.insert(
+        f.path.clone(),
+        PathFact::File {
+            owner: f.owner.clone(),
+            group: f.group.clone(),
+            mode: want,
+            sha256: String::new(),
+        },
+    );
+    sim.contents.insert(marker, Some(format!("{sha256}\n")));
     Ok(action)
 }
 

@@ -155,6 +155,11 @@ fn render_resource(eval: &EvalContext, raw: &Resource, ctx: &Context) -> Result<
     let mut resource: Resource =
         serde_json::from_value(value).map_err(|e| format!("after rendering: {e}"))?;
     if let Resource::File(f) = &mut resource {
+        if let Some(sha) = &mut f.pushed {
+            // Bytes from the controller's cache, not text: no header, nothing to render.
+            *sha = sha.to_ascii_lowercase();
+            return Ok(resource);
+        }
         let body = match f.template.take() {
             Some(name) => eval
                 .tera
@@ -286,6 +291,17 @@ mod tests {
         let err = render("{{ vars.missing }}", &ctx).expect_err("undefined");
         assert!(err.contains("missing"), "{err}");
         assert_eq!(render("plain", &ctx).expect("plain"), "plain");
+    }
+
+    #[test]
+    fn shell_quote_applies_to_a_whole_concatenation() {
+        // roles/spark quotes `a ~ '/b' ~ c | shell_quote` as one path.
+        let ctx = Context::from_value(serde_json::json!({"d": "/opt/my dir", "v": "3.5.0"}))
+            .expect("ctx");
+        assert_eq!(
+            render("{{ d ~ '/jars/h-' ~ v ~ '.jar' | shell_quote }}", &ctx).expect("renders"),
+            "'/opt/my dir/jars/h-3.5.0.jar'"
+        );
     }
 
     #[test]

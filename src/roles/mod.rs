@@ -208,10 +208,15 @@ fn validate(role: &Role) -> Result<(), RoleError> {
             Resource::File(f) => {
                 paths.push(&f.path);
                 check_mode(&f.mode).map_err(|m| err(&s.name, m))?;
-                if f.template.is_some() == f.content.is_some() {
+                let sources = [
+                    f.template.is_some(),
+                    f.content.is_some(),
+                    f.pushed.is_some(),
+                ];
+                if sources.iter().filter(|b| **b).count() != 1 {
                     return Err(err(
                         &s.name,
-                        "a file needs exactly one of `template` or `content`".into(),
+                        "a file needs exactly one of `template`, `content` or `pushed`".into(),
                     ));
                 }
             }
@@ -586,6 +591,167 @@ mod template_tests {
         .expect("unit");
         assert!(unit.contains("ExecStart=/opt/spark/bin/spark-class org.apache.spark.deploy.history.HistoryServer\n"), "{unit}");
         assert!(unit.contains("SuccessExitStatus=143\n") && unit.contains("User=spark\n"));
+    }
+
+    /// The S3A values `spark::prepare_for` computes for this Spark release, from the real
+    /// connector table (the jars' SHA-256s stand in for the downloaded files').
+    fn s3a_values(version: &str, region: &str, warehouse: &str) -> crate::spark::s3a::S3aContext {
+        use crate::spark::s3a::*;
+        let hadoop = hadoop_of_spark(version).expect("known Spark");
+        let c = connector_for(hadoop).expect("known Hadoop");
+        let jar = |co: Coordinates, fill: &str| JarContext {
+            coordinates: co.to_string(),
+            file: co.file_name(),
+            sha256: fill.repeat(64),
+            verified: format!("sha1:{}", fill.repeat(40)),
+            checksum: "sha1".into(),
+        };
+        S3aContext {
+            enabled: true,
+            hadoop: hadoop.into(),
+            connector: jar(c.hadoop_aws, "c"),
+            sdk: jar(c.sdk_bundle, "d"),
+            credentials_provider: instance_profile_provider(c.sdk).into(),
+            region: region.into(),
+            warehouse_dir: warehouse.into(),
+        }
+    }
+
+    /// The S3A block of a rendered spark-defaults.conf, from its comment to the next section.
+    fn s3a_block(defaults: &str) -> String {
+        defaults
+            .lines()
+            .skip_while(|l| !l.starts_with("# S3A"))
+            .take_while(|l| !l.starts_with("# A standalone"))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    }
+
+    #[test]
+    fn s3a_on_spark_4_renders_the_v2_instance_profile_and_installs_both_jars() {
+        for role in ["master", "worker"] {
+            let ctx = context_with(role, "127.1.0.3", "", |s| {
+                s.s3a = s3a_values(
+                    "4.3.0",
+                    "eu-west-1",
+                    "s3a://data-bucket/sparkboot/warehouse",
+                );
+            });
+            let steps = steps_for(role, &ctx);
+            let d = file_of(&steps, "/opt/spark/conf/spark-defaults.conf").expect("defaults");
+            assert_eq!(
+                s3a_block(&d),
+                "# S3A (s3a://) reads and writes S3 with the EC2 instance profile's role, and with nothing else:\n\
+                 # no key is configured anywhere (Hadoop 3.5.0, org.apache.hadoop:hadoop-aws:3.5.0).\n\
+                 spark.hadoop.fs.s3a.aws.credentials.provider    org.apache.hadoop.fs.s3a.auth.IAMInstanceCredentialsProvider\n\
+                 spark.hadoop.fs.s3a.endpoint.region             eu-west-1\n\
+                 spark.sql.warehouse.dir                         s3a://data-bucket/sparkboot/warehouse\n"
+            );
+            for key in ["access.key", "secret.key", "session.token"] {
+                assert!(!d.contains(key), "{d}");
+            }
+            let jars: Vec<(String, String, String, String, String)> = steps
+                .iter()
+                .filter_map(|s| match &s.resource {
+                    Resource::File(f) => f.pushed.clone().map(|sha| {
+                        (
+                            f.path.clone(),
+                            sha,
+                            f.owner.clone(),
+                            f.group.clone(),
+                            f.mode.clone(),
+                        )
+                    }),
+                    _ => None,
+                })
+                .collect();
+            let jar = |path: &str, fill: &str| {
+                (
+                    path.to_string(),
+                    fill.repeat(64),
+                    "root".into(),
+                    "root".into(),
+                    "0644".into(),
+                )
+            };
+            assert_eq!(
+                jars,
+                vec![
+                    jar(
+                        "/opt/spark-4.3.0-bin-hadoop3/jars/hadoop-aws-3.5.0.jar",
+                        "c"
+                    ),
+                    jar("/opt/spark-4.3.0-bin-hadoop3/jars/bundle-2.35.4.jar", "d"),
+                ]
+            );
+            let check: Vec<(String, Option<String>)> = steps
+                .iter()
+                .filter_map(|s| match &s.resource {
+                    Resource::Command(c) if s.name.contains("S3A") => {
+                        Some((c.run.clone(), c.unless.clone()))
+                    }
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(
+                check,
+                vec![(
+                    "test -f /opt/spark-4.3.0-bin-hadoop3/jars/hadoop-client-api-3.5.0.jar || {\n  echo 'sparkboot: '/opt/spark-4.3.0-bin-hadoop3/jars/hadoop-client-api-3.5.0.jar' is missing, so the S3A connector for Hadoop 3.5.0 would not match this Spark: set spark.hadoop_version to the version of its jars/hadoop-client-api-*.jar, or s3a = false' >&2\n  exit 1\n}".to_string(),
+                    Some("test -f /opt/spark-4.3.0-bin-hadoop3/jars/hadoop-client-api-3.5.0.jar".to_string())
+                )]
+            );
+            let pushed = steps
+                .iter()
+                .find(|s| matches!(&s.resource, Resource::File(f) if f.pushed.is_some()))
+                .expect("jar step");
+            assert_eq!(
+                pushed.name,
+                "Ensure the S3A connector org.apache.hadoop:hadoop-aws:3.5.0 is installed (verified against its published .sha1)"
+            );
+            assert!(
+                matches!(&pushed.resource, Resource::File(f) if f.content.is_none()),
+                "a pushed jar gets no header or text content"
+            );
+        }
+    }
+
+    #[test]
+    fn s3a_on_spark_3_5_renders_the_v1_instance_profile_without_optional_lines() {
+        let ctx = context_with("worker", "127.1.0.3", "version = \"3.5.7\"", |s| {
+            s.s3a = s3a_values("3.5.7", "", "");
+        });
+        let steps = steps_for("worker", &ctx);
+        let d = file_of(&steps, "/opt/spark/conf/spark-defaults.conf").expect("defaults");
+        assert_eq!(
+            s3a_block(&d),
+            "# S3A (s3a://) reads and writes S3 with the EC2 instance profile's role, and with nothing else:\n\
+             # no key is configured anywhere (Hadoop 3.3.4, org.apache.hadoop:hadoop-aws:3.3.4).\n\
+             spark.hadoop.fs.s3a.aws.credentials.provider    com.amazonaws.auth.InstanceProfileCredentialsProvider\n"
+        );
+        let paths: Vec<String> = steps
+            .iter()
+            .filter_map(|s| match &s.resource {
+                Resource::File(f) if f.pushed.is_some() => Some(f.path.clone()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "/opt/spark-3.5.7-bin-hadoop3/jars/hadoop-aws-3.3.4.jar",
+                "/opt/spark-3.5.7-bin-hadoop3/jars/aws-java-sdk-bundle-1.12.262.jar"
+            ]
+        );
+    }
+
+    #[test]
+    fn s3a_off_renders_no_s3a_lines_and_installs_no_jar() {
+        let steps = steps_for("master", &context("master", "127.1.0.2"));
+        let d = file_of(&steps, "/opt/spark/conf/spark-defaults.conf").expect("defaults");
+        assert!(!d.contains("s3a") && !d.contains("warehouse"), "{d}");
+        assert!(steps
+            .iter()
+            .all(|s| !matches!(&s.resource, Resource::File(f) if f.pushed.is_some())));
     }
 
     #[test]

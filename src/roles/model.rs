@@ -213,6 +213,10 @@ pub struct FileSpec {
     pub template: Option<String>,
     /// Literal content (rendered as a tera string); after evaluation, the file's whole text.
     pub content: Option<String>,
+    /// The SHA-256 of a verified file the controller holds and streams as the content (the S3A
+    /// connector's jars): no header, never shown, written only if the node's copy differs, and
+    /// checked again on the node before it is renamed into place.
+    pub pushed: Option<String>,
     #[serde(default = "root")]
     pub owner: String,
     #[serde(default = "root")]

@@ -78,6 +78,39 @@ pub fn write_file(path: &str, owner: &str, group: &str, mode: &str) -> String {
     guard::as_controller("", &quote(path), Some(owner), &body)
 }
 
+/// Writes stdin to `path` like [`write_file`], but renames it into place only when its SHA-256
+/// is `sha256`: a stream cut short (a dropped session) or altered never lands under the final
+/// name. A mismatch exits 3 and leaves the old file, if any, untouched. Then, and only then,
+/// `<path>.sparkboot-sha256` records the checksum (0644, atomically), which later probes read
+/// instead of hashing the file.
+pub fn write_verified_file(
+    path: &str,
+    owner: &str,
+    group: &str,
+    mode: &str,
+    sha256: &str,
+) -> String {
+    let body = write_verified_body(owner, group, mode, sha256);
+    guard::as_controller("", &quote(path), Some(owner), &body)
+}
+
+/// The body of [`write_verified_file`], run by whoever controls the path's directory (`$1` is
+/// that user, `$2` the path).
+fn write_verified_body(owner: &str, group: &str, mode: &str, sha256: &str) -> String {
+    format!(
+        "set -e; umask 077; t=\"$2.sparkboot-tmp\"; rm -f -- \"$t\"; (set -C; cat > \"$t\"); \
+         actual=$(sha256sum < \"$t\" | cut -d' ' -f1); \
+         if [ \"$actual\" != {sha} ]; then rm -f -- \"$t\"; echo \"sparkboot: $2: received sha256 $actual, expected \"{sha}\"; nothing was installed\" >&2; exit 3; fi; \
+         {own}; chmod {m} -- \"$t\"; mv -f -- \"$t\" \"$2\"; \
+         k=\"$2.sparkboot-sha256\"; rm -f -- \"$k.tmp\"; (set -C; printf '%s\\n' {sha} > \"$k.tmp\"); \
+         {own_k}; chmod 0644 -- \"$k.tmp\"; mv -f -- \"$k.tmp\" \"$k\"",
+        own_k = guard::own("\"$k.tmp\"", owner, group),
+        sha = quote(sha256),
+        own = guard::own("\"$t\"", owner, group),
+        m = quote(mode)
+    )
+}
+
 /// Points `path` at `target` atomically (a new link renamed over the old one).
 pub fn symlink(path: &str, target: &str) -> String {
     let body = format!(
@@ -355,6 +388,78 @@ mod tests {
             stderr.contains("did not exit 1 s after its stop command; killing it"),
             "{stderr}"
         );
+    }
+
+    /// The node side of a pushed file, run here: the right bytes land under the final name with
+    /// the mode asked and the marker after them; bytes that do not match (a cut stream) exit 3
+    /// and leave the installed file, its marker and no temporary file behind.
+    #[test]
+    fn a_pushed_file_is_renamed_into_place_only_when_its_sha256_matches() {
+        use sha2::Digest;
+        use std::io::Write;
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let dest = dir.path().join("x.jar");
+        let id = |flag: &str| {
+            let out = std::process::Command::new("id")
+                .arg(flag)
+                .output()
+                .expect("id");
+            String::from_utf8_lossy(&out.stdout).trim().to_string()
+        };
+        let (user, group) = (id("-un"), id("-gn"));
+        let run = |bytes: &[u8], sha: &str| {
+            let body = write_verified_body(&user, &group, "0644", sha);
+            let mut child = std::process::Command::new("sh")
+                .args([
+                    "-c",
+                    &body,
+                    "sh",
+                    if user == "root" { "root" } else { &user },
+                ])
+                .arg(&dest)
+                .stdin(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("sh");
+            if let Some(mut stdin) = child.stdin.take() {
+                stdin.write_all(bytes).expect("stdin");
+            }
+            child.wait_with_output().expect("wait")
+        };
+        let good = hex::encode(sha2::Sha256::digest(b"jar v1"));
+        let out = run(b"jar v1", &good);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(std::fs::read(&dest).expect("installed"), b"jar v1");
+        let mode = std::fs::metadata(&dest).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o777, 0o644);
+        let marker = dir.path().join("x.jar.sparkboot-sha256");
+        assert_eq!(
+            std::fs::read_to_string(&marker).expect("marker"),
+            format!("{good}\n")
+        );
+        let other = hex::encode(sha2::Sha256::digest(b"jar v2"));
+        let out = run(b"jar v2, cut sh", &other);
+        assert_eq!(out.status.code(), Some(3));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains(&other) && err.contains("nothing was installed"),
+            "{err}"
+        );
+        assert_eq!(std::fs::read(&dest).expect("kept"), b"jar v1");
+        assert_eq!(
+            std::fs::read_to_string(&marker).expect("marker"),
+            format!("{good}\n")
+        );
+        let left: Vec<_> = std::fs::read_dir(dir.path())
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name())
+            .collect();
+        assert_eq!(left.len(), 2, "no temporary file left: {left:?}");
     }
 
     #[test]

@@ -70,6 +70,8 @@ pub struct SparkContext {
     pub worker_daemon_java_opts: String,
     pub defaults_master: BTreeMap<String, String>,
     pub defaults_worker: BTreeMap<String, String>,
+    /// The S3A connector: its jars and settings (`spark.s3a.enabled` false: not installed).
+    pub s3a: super::s3a::S3aContext,
 }
 
 impl SparkContext {
@@ -120,6 +122,7 @@ impl SparkContext {
             worker_daemon_java_opts: s.worker_daemon_java_opts.clone(),
             defaults_master: s.defaults_for("master"),
             defaults_worker: s.defaults_for("worker"),
+            s3a: super::s3a::S3aContext::default(),
         }
     }
 }

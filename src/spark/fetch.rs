@@ -1,5 +1,7 @@
 //! Controller-side downloads: the published checksum (always, unless pinned) and, in push mode,
-//! the archive itself into a local cache keyed by its checksum, verified before use.
+//! the archive itself into a local cache keyed by its checksum, verified before use; and the
+//! same for single files (the S3A connector's jars), verified against the strongest checksum
+//! their Maven repository publishes.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -8,6 +10,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha512};
 
 use super::checksum::parse_sha512;
+use super::s3a::{parse_checksum, Algorithm, STRONGEST_FIRST};
 
 /// An https URL may only be redirected to https: ureq follows a redirect to plain http unless
 /// the agent is https-only.
@@ -106,6 +109,159 @@ pub fn cached_archive_with(
     result.map(|_| dest)
 }
 
+/// A text file's content, `None` when the source says it does not exist (HTTP 404, a missing
+/// local file), so a caller can try the next name; any other failure is an error.
+fn fetch_optional_text(url: &str) -> Result<Option<String>, String> {
+    let reader: Box<dyn Read + Send> = if let Some(path) = url.strip_prefix("file://") {
+        match std::fs::File::open(path) {
+            Ok(f) => Box::new(f),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(format!("cannot open {path}: {e}")),
+        }
+    } else {
+        match agent(url).get(url).call() {
+            Ok(resp) => Box::new(resp.into_reader()),
+            Err(ureq::Error::Status(404, _)) => return Ok(None),
+            Err(e) => return Err(format!("cannot download {url}: {e}")),
+        }
+    };
+    let mut text = String::new();
+    reader
+        .take(64 * 1024)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("cannot read {url}: {e}"))?;
+    Ok(Some(text))
+}
+
+/// The strongest checksum a Maven repository publishes beside `url` (`.sha512`, else
+/// `.sha256`, else `.sha1`): the algorithm and the lower-case hex digest.
+pub fn published_checksum(url: &str) -> Result<(Algorithm, String), String> {
+    let file_name = url.rsplit('/').next().unwrap_or(url);
+    for algorithm in STRONGEST_FIRST {
+        let sum_url = format!("{url}.{}", algorithm.extension());
+        if let Some(text) = fetch_optional_text(&sum_url)? {
+            let hex = parse_checksum(&text, algorithm, file_name)
+                .map_err(|e| format!("{sum_url} {e}"))?;
+            return Ok((algorithm, hex));
+        }
+    }
+    Err(format!(
+        "{url} has no published checksum (.sha512, .sha256 or .sha1 beside it); is it in the repository?"
+    ))
+}
+
+/// Hashes with the algorithm a checksum file named.
+enum Hasher {
+    Sha512(Sha512),
+    Sha256(sha2::Sha256),
+    Sha1(sha1::Sha1),
+}
+
+impl Hasher {
+    fn new(algorithm: Algorithm) -> Hasher {
+        match algorithm {
+            Algorithm::Sha512 => Hasher::Sha512(Sha512::new()),
+            Algorithm::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
+            Algorithm::Sha1 => Hasher::Sha1(<sha1::Sha1 as sha1::Digest>::new()),
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            Hasher::Sha512(h) => h.update(data),
+            Hasher::Sha256(h) => h.update(data),
+            Hasher::Sha1(h) => sha1::Digest::update(h, data),
+        }
+    }
+
+    fn hex(self) -> String {
+        match self {
+            Hasher::Sha512(h) => hex::encode(h.finalize()),
+            Hasher::Sha256(h) => hex::encode(h.finalize()),
+            Hasher::Sha1(h) => hex::encode(sha1::Digest::finalize(h)),
+        }
+    }
+}
+
+/// A verified file in the controller's cache.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CachedFile {
+    pub path: PathBuf,
+    /// Its SHA-256, which nodes compare with what they hold (their probe reports SHA-256).
+    pub sha256: String,
+}
+
+/// Ensures `cache/<algorithm>-<hex>-<name>` holds the file at `url` whose `algorithm` digest is
+/// `hex`, downloading it once: a later call (another converge of the same cluster) finds it and
+/// reads nothing from `url`. A download that does not match is refused and nothing is cached.
+pub fn cached_verified(
+    url: &str,
+    algorithm: Algorithm,
+    hex: &str,
+    cache: &Path,
+) -> Result<CachedFile, String> {
+    let name = url.rsplit('/').next().unwrap_or("file");
+    let key = format!("{}-{hex}-{name}", algorithm.extension());
+    let dest = cache.join(&key);
+    let sidecar = cache.join(format!("{key}.sha256"));
+    if dest.is_file() {
+        if let Ok(sum) = std::fs::read_to_string(&sidecar) {
+            let sum = sum.trim();
+            if sum.len() == 64 && sum.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Ok(CachedFile {
+                    path: dest,
+                    sha256: sum.to_string(),
+                });
+            }
+        }
+    }
+    std::fs::create_dir_all(cache)
+        .map_err(|e| format!("cannot create {}: {e}", cache.display()))?;
+    let tmp = cache.join(format!(".{key}.partial.{}", std::process::id()));
+    let result = (|| {
+        // A cached file whose SHA-256 note is missing is checked again, not trusted blindly.
+        let (mut reader, _) = if dest.is_file() {
+            open_sized(&format!("file://{}", dest.display()))?
+        } else {
+            open_sized(url)?
+        };
+        let mut file = std::fs::File::create(&tmp)
+            .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+        let mut published = Hasher::new(algorithm);
+        let mut sha256 = sha2::Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = reader
+                .read(&mut buf)
+                .map_err(|e| format!("download of {url} broke off: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            published.update(&buf[..n]);
+            sha256.update(&buf[..n]);
+            file.write_all(&buf[..n])
+                .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+        }
+        let actual = published.hex();
+        if actual != hex {
+            return Err(format!(
+                "checksum mismatch for {url}: the repository publishes {} {hex}, the download has {actual}; nothing was cached or installed",
+                algorithm.extension()
+            ));
+        }
+        let sum = hex::encode(sha256.finalize());
+        std::fs::write(&sidecar, format!("{sum}\n"))
+            .map_err(|e| format!("cannot write {}: {e}", sidecar.display()))?;
+        std::fs::rename(&tmp, &dest)
+            .map_err(|e| format!("cannot move the file into {}: {e}", dest.display()))?;
+        Ok(sum)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result.map(|sha256| CachedFile { path: dest, sha256 })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -138,5 +294,64 @@ mod tests {
             1,
             "no partial file is left behind"
         );
+    }
+
+    #[test]
+    fn single_files_are_verified_against_the_strongest_published_checksum_and_cached_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repo = dir.path().join("repo");
+        std::fs::create_dir_all(&repo).expect("mkdir");
+        let jar = repo.join("x-1.0.jar");
+        std::fs::write(&jar, b"jar bytes").expect("write");
+        let sha1 = hex::encode(sha1::Digest::finalize(
+            <sha1::Sha1 as sha1::Digest>::new_with_prefix(b"jar bytes"),
+        ));
+        std::fs::write(repo.join("x-1.0.jar.sha1"), format!("{sha1}\n")).expect("sha1");
+        let url = format!("file://{}", jar.display());
+        // Only .sha1 published: that one.
+        assert_eq!(
+            published_checksum(&url),
+            Ok((Algorithm::Sha1, sha1.clone()))
+        );
+        let sha512 = hex::encode(Sha512::digest(b"jar bytes"));
+        std::fs::write(
+            repo.join("x-1.0.jar.sha512"),
+            format!("{sha512}  x-1.0.jar\n"),
+        )
+        .expect("sha512");
+        // The strongest wins.
+        assert_eq!(
+            published_checksum(&url),
+            Ok((Algorithm::Sha512, sha512.clone()))
+        );
+        let cache = dir.path().join("cache");
+        let got = cached_verified(&url, Algorithm::Sha512, &sha512, &cache).expect("cached");
+        assert_eq!(std::fs::read(&got.path).expect("read"), b"jar bytes");
+        assert_eq!(got.sha256, hex::encode(sha2::Sha256::digest(b"jar bytes")));
+        // Cached: the source is not read again.
+        std::fs::remove_file(&jar).expect("rm");
+        assert_eq!(
+            cached_verified(&url, Algorithm::Sha512, &sha512, &cache),
+            Ok(got.clone())
+        );
+        std::fs::write(&jar, b"tampered").expect("write");
+        let wrong = cached_verified(&url, Algorithm::Sha1, &sha1, &cache).expect_err("mismatch");
+        assert!(
+            wrong.contains("checksum mismatch") && wrong.contains(&sha1),
+            "{wrong}"
+        );
+        let names: Vec<String> = std::fs::read_dir(&cache)
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            names.len(),
+            2,
+            "the jar and its SHA-256 note only: {names:?}"
+        );
+        std::fs::remove_file(repo.join("x-1.0.jar.sha1")).expect("rm");
+        std::fs::remove_file(repo.join("x-1.0.jar.sha512")).expect("rm");
+        let none = published_checksum(&url).expect_err("none");
+        assert!(none.contains("no published checksum"), "{none}");
     }
 }

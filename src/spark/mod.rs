@@ -1,6 +1,6 @@
 //! What sparkboot knows about Spark itself: its settings, the published checksum, the push-mode
-//! cache, staging in S3 (`s3.rs`), the cluster's authentication secret, and how to tell that
-//! workers registered.
+//! cache, staging in S3 (`s3.rs`), the S3A connector's jars (`s3a.rs`), the cluster's
+//! authentication secret, and how to tell that workers registered.
 //!
 //! [`prepare`] runs on the controller before any host is contacted and turns the `[spark]`
 //! settings into the values the roles under roles/ render with (`spark.*`).
@@ -13,6 +13,7 @@ pub mod layout;
 pub mod registration;
 pub mod release;
 pub mod s3;
+pub mod s3a;
 pub mod settings;
 pub mod upgrade;
 
@@ -34,6 +35,12 @@ pub enum SparkError {
     Push(String),
     #[error("s3 distribution: {0}")]
     S3(String),
+    /// The S3A connector's jars could not be fetched or verified (exit 4, like the archive).
+    #[error("S3A connector: {0}")]
+    Connector(String),
+    /// `[spark]` asks for S3A, but sparkboot cannot tell which connector matches (exit 1).
+    #[error("spark.{field}: {message}")]
+    Setting { field: String, message: String },
     #[error("cluster secret {path}: {message}")]
     Secret { path: PathBuf, message: String },
 }
@@ -43,7 +50,8 @@ pub struct Prepared {
     pub context: context::TemplateValues,
     /// Values to redact from every diff, error and report.
     pub secrets: Vec<String>,
-    /// Verified local archives for push mode, by sha512.
+    /// Verified local files the controller streams to nodes: push mode's archive by its
+    /// SHA-512, the S3A connector's jars by their SHA-256.
     pub pushed: BTreeMap<String, PathBuf>,
     /// Set when this run created the cluster's Spark secret (its path).
     pub created_secret: Option<PathBuf>,
@@ -177,6 +185,7 @@ pub fn prepare_for(
     if s.event_log == settings::EventLog::S3 {
         spark.event_log_dir = s3::event_log_uri(config, cloud)?;
     }
+    spark.s3a = s3a_context(config, cloud, &cache, &mut pushed)?;
     let context = context::TemplateValues {
         spark,
         secrets: context::Secrets {
@@ -189,6 +198,89 @@ pub fn prepare_for(
         secrets,
         pushed,
         created_secret,
+    })
+}
+
+/// Whether the S3A connector goes in: as `[spark] s3a` says, else on with a cloud inventory
+/// that names the cluster bucket (`[aws] bucket` or Terraform's output), or when event logs or
+/// the warehouse are in the bucket (they are written through S3A).
+pub fn s3a_wanted(config: &Config, cloud: Option<&crate::inventory::aws::Cloud>) -> bool {
+    let s = &config.spark;
+    s.s3a.unwrap_or_else(|| {
+        (cloud.is_some() && s3::bucket(config, cloud).is_some())
+            || s.event_log == settings::EventLog::S3
+            || s.warehouse == settings::Warehouse::S3
+    })
+}
+
+/// The S3A values the roles render with, fetching and verifying the connector's jars into the
+/// controller's cache (once per cluster: later runs find them there) and adding them to
+/// `pushed`. Off: the empty context, and nothing is fetched.
+fn s3a_context(
+    config: &Config,
+    cloud: Option<&crate::inventory::aws::Cloud>,
+    cache: &Path,
+    pushed: &mut BTreeMap<String, PathBuf>,
+) -> Result<s3a::S3aContext, SparkError> {
+    let s = &config.spark;
+    if !s3a_wanted(config, cloud) {
+        return Ok(s3a::S3aContext::default());
+    }
+    let setting = |field: &str, message: String| SparkError::Setting {
+        field: field.into(),
+        message,
+    };
+    let hadoop = match &s.hadoop_version {
+        Some(h) => h.clone(),
+        None => s3a::hadoop_of_spark(&s.version)
+            .ok_or_else(|| {
+                setting(
+                    "hadoop_version",
+                    format!(
+                        "S3A needs the Hadoop version of Spark {}, which sparkboot does not know: set hadoop_version to the version in the archive's jars/hadoop-client-api-<version>.jar, or s3a = false",
+                        s.version
+                    ),
+                )
+            })?
+            .to_string(),
+    };
+    let connector = s3a::connector_for(&hadoop).map_err(|m| setting("hadoop_version", m))?;
+    // Settings first: a missing bucket is not worth a download.
+    let warehouse_dir = match s.warehouse {
+        settings::Warehouse::Local => String::new(),
+        settings::Warehouse::S3 => s3::warehouse_uri(config, cloud)?,
+    };
+    let jars_cache = cache.with_file_name("jars");
+    let mut jar = |c: s3a::Coordinates| -> Result<s3a::JarContext, SparkError> {
+        let url = c.url(&s.maven_repository);
+        let (algorithm, hex) = fetch::published_checksum(&url).map_err(SparkError::Connector)?;
+        let got = fetch::cached_verified(&url, algorithm, &hex, &jars_cache)
+            .map_err(SparkError::Connector)?;
+        pushed.insert(got.sha256.clone(), got.path);
+        Ok(s3a::JarContext {
+            coordinates: c.to_string(),
+            file: c.file_name(),
+            sha256: got.sha256,
+            verified: format!("{}:{hex}", algorithm.extension()),
+            checksum: algorithm.extension().to_string(),
+        })
+    };
+    let connector_jar = jar(connector.hadoop_aws)?;
+    let sdk_jar = jar(connector.sdk_bundle)?;
+    let region = config
+        .aws
+        .region
+        .clone()
+        .or_else(|| cloud.map(|c| c.region.clone()))
+        .unwrap_or_default();
+    Ok(s3a::S3aContext {
+        enabled: true,
+        hadoop,
+        connector: connector_jar,
+        sdk: sdk_jar,
+        credentials_provider: s3a::instance_profile_provider(connector.sdk).to_string(),
+        region,
+        warehouse_dir,
     })
 }
 
@@ -210,5 +302,136 @@ mod tests {
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    fn config(dir: &Path, spark: &str) -> Config {
+        let text = format!("[cluster]\nstate_dir = \"state\"\n[spark]\n{spark}\n");
+        Config::parse(&dir.join("sparkboot.toml"), &text).expect("config")
+    }
+
+    fn cloud(bucket: Option<&str>) -> crate::inventory::aws::Cloud {
+        crate::inventory::aws::Cloud {
+            region: "eu-west-1".into(),
+            profile: None,
+            bucket: bucket.map(str::to_string),
+            asg: "workers".into(),
+            queue_url: None,
+        }
+    }
+
+    #[test]
+    fn s3a_is_on_with_a_cloud_bucket_or_s3_paths_unless_set() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let plain = config(dir.path(), "");
+        assert!(!s3a_wanted(&plain, None), "a static inventory: off");
+        assert!(!s3a_wanted(&plain, Some(&cloud(None))), "no bucket: off");
+        assert!(
+            s3a_wanted(&plain, Some(&cloud(Some("b")))),
+            "cloud + bucket: on"
+        );
+        assert!(!s3a_wanted(
+            &config(dir.path(), "s3a = false"),
+            Some(&cloud(Some("b")))
+        ));
+        assert!(s3a_wanted(&config(dir.path(), "s3a = true"), None));
+        assert!(s3a_wanted(&config(dir.path(), "event_log = \"s3\""), None));
+        assert!(s3a_wanted(&config(dir.path(), "warehouse = \"s3\""), None));
+    }
+
+    /// A Maven repository directory with both jars of Hadoop `hadoop`, each with a `.sha1` (and
+    /// the connector with a `.sha512`).
+    fn repository(dir: &Path, hadoop: &str) -> PathBuf {
+        let repo = dir.join("m2");
+        let c = s3a::connector_for(hadoop).expect("known");
+        for (co, body) in [(c.hadoop_aws, "aws jar"), (c.sdk_bundle, "sdk jar")] {
+            let url = co.url(&format!("file://{}", repo.display()));
+            let path = PathBuf::from(url.trim_start_matches("file://"));
+            std::fs::create_dir_all(path.parent().expect("dir")).expect("mkdir");
+            std::fs::write(&path, body).expect("jar");
+            let sha1 = hex::encode(sha1::Digest::finalize(
+                <sha1::Sha1 as sha1::Digest>::new_with_prefix(body.as_bytes()),
+            ));
+            std::fs::write(format!("{}.sha1", path.display()), sha1).expect("sha1");
+            if co.artifact == "hadoop-aws" {
+                use sha2::Digest;
+                let sum = hex::encode(sha2::Sha512::digest(body.as_bytes()));
+                std::fs::write(format!("{}.sha512", path.display()), sum).expect("sha512");
+            }
+        }
+        repo
+    }
+
+    #[test]
+    fn s3a_context_fetches_verifies_and_caches_both_jars() {
+        use sha2::Digest;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let repo = repository(dir.path(), "3.5.0");
+        let cfg = config(
+            dir.path(),
+            &format!(
+                "s3a = true\nmaven_repository = \"file://{}\"",
+                repo.display()
+            ),
+        );
+        let cache = dir.path().join("cache/spark");
+        let mut pushed = BTreeMap::new();
+        let ctx = s3a_context(&cfg, Some(&cloud(Some("b"))), &cache, &mut pushed).expect("s3a");
+        assert!(ctx.enabled);
+        assert_eq!(ctx.hadoop, "3.5.0");
+        assert_eq!(ctx.region, "eu-west-1");
+        assert_eq!(ctx.warehouse_dir, "");
+        assert_eq!(ctx.connector.file, "hadoop-aws-3.5.0.jar");
+        assert!(
+            ctx.connector.verified.starts_with("sha512:"),
+            "the strongest published"
+        );
+        assert!(
+            ctx.sdk.verified.starts_with("sha1:"),
+            "only .sha1 published"
+        );
+        assert_eq!(
+            ctx.sdk.sha256,
+            hex::encode(sha2::Sha256::digest(b"sdk jar"))
+        );
+        assert_eq!(pushed.len(), 2);
+        assert_eq!(
+            std::fs::read(&pushed[&ctx.sdk.sha256]).expect("cached"),
+            b"sdk jar"
+        );
+        assert!(pushed[&ctx.sdk.sha256].starts_with(dir.path().join("cache/jars")));
+
+        // A jar that does not match its published checksum: exit 4, nothing cached for it.
+        let bad = s3a::connector_for("3.3.4").expect("known");
+        let repo = repository(&dir.path().join("other"), "3.3.4");
+        let jar = bad.sdk_bundle.url(&format!("file://{}", repo.display()));
+        std::fs::write(jar.trim_start_matches("file://"), "tampered").expect("tamper");
+        let cfg = config(
+            dir.path(),
+            &format!(
+                "version = \"3.5.7\"\nwarehouse = \"s3\"\nmaven_repository = \"file://{}\"",
+                repo.display()
+            ),
+        );
+        let err = s3a_context(&cfg, Some(&cloud(Some("b"))), &cache, &mut BTreeMap::new())
+            .expect_err("mismatch");
+        assert!(
+            matches!(err, SparkError::Connector(ref m) if m.contains("checksum mismatch")),
+            "{err}"
+        );
+
+        // A Spark whose Hadoop is not known, with S3A on: a usage error naming the setting.
+        let cfg = config(dir.path(), "version = \"3.4.1\"\ns3a = true");
+        let err = s3a_context(&cfg, None, &cache, &mut BTreeMap::new()).expect_err("unknown");
+        assert!(
+            err.to_string()
+                .starts_with("spark.hadoop_version: S3A needs the Hadoop version of Spark 3.4.1"),
+            "{err}"
+        );
+        // Off: nothing is fetched and the Hadoop version is not needed.
+        let cfg = config(dir.path(), "version = \"3.4.1\"");
+        assert_eq!(
+            s3a_context(&cfg, None, &cache, &mut BTreeMap::new()).expect("off"),
+            s3a::S3aContext::default()
+        );
     }
 }

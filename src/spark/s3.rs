@@ -473,7 +473,7 @@ impl Stage<'_> {
 }
 
 /// The cluster bucket: `[aws] bucket`, else the one the cloud inventory names.
-fn bucket(config: &Config, cloud: Option<&Cloud>) -> Option<String> {
+pub fn bucket(config: &Config, cloud: Option<&Cloud>) -> Option<String> {
     config
         .aws
         .bucket
@@ -488,6 +488,15 @@ pub fn event_log_uri(config: &Config, cloud: Option<&Cloud>) -> Result<String, S
         SparkError::S3("event_log = \"s3\" needs the cluster bucket: use --inventory terraform:DIR (its sparkboot_inventory names the bucket) or set [aws] bucket".into())
     })?;
     Ok(format!("s3a://{bucket}/sparkboot/events"))
+}
+
+/// `spark.sql.warehouse.dir` with `[spark] warehouse = "s3"`: a prefix of the cluster bucket,
+/// beside the event logs (`s3a://<bucket>/sparkboot/warehouse`).
+pub fn warehouse_uri(config: &Config, cloud: Option<&Cloud>) -> Result<String, SparkError> {
+    let bucket = bucket(config, cloud).ok_or_else(|| {
+        SparkError::S3("warehouse = \"s3\" needs the cluster bucket: use --inventory terraform:DIR (its sparkboot_inventory names the bucket) or set [aws] bucket".into())
+    })?;
+    Ok(format!("s3a://{bucket}/sparkboot/warehouse"))
 }
 
 /// Stages the archive (unless `check`) and returns the presigned URL nodes download from.

@@ -33,9 +33,16 @@ pub struct RawSpark {
     connect_server: Option<bool>,
     connect_port: Option<u16>,
     connect_max_cores: Option<u32>,
+    s3a: Option<bool>,
+    maven_repository: Option<String>,
+    hadoop_version: Option<String>,
+    warehouse: Option<String>,
     #[serde(default)]
     defaults: BTreeMap<String, toml::Value>,
 }
+
+/// Where the S3A connector's jars are downloaded from by default.
+pub const MAVEN_CENTRAL: &str = "https://repo1.maven.org/maven2";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Distribution {
@@ -85,7 +92,24 @@ pub struct SparkSettings {
     pub connect_port: u16,
     /// `spark.cores.max` of the Connect server's application; 0: no cap (all free cores).
     pub connect_max_cores: u32,
+    /// Install the S3A connector: `Some` when set; `None` decides from the inventory (on with a
+    /// cloud inventory that names a bucket, or when event logs or the warehouse are in S3).
+    pub s3a: Option<bool>,
+    /// The Maven repository the controller fetches the connector's jars and checksums from.
+    pub maven_repository: String,
+    /// The Hadoop version of the Spark archive, when set; else looked up by Spark version.
+    pub hadoop_version: Option<String>,
+    /// `spark.sql.warehouse.dir`: Spark's default, or the cluster bucket.
+    pub warehouse: Warehouse,
     pub defaults: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Warehouse {
+    /// Spark's own default (`spark-warehouse` in the driver's working directory).
+    Local,
+    /// `s3a://<bucket>/sparkboot/warehouse` (needs the S3A connector).
+    S3,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -235,6 +259,42 @@ pub fn resolve(raw: RawSpark) -> Result<SparkSettings, (String, String)> {
             format!("needs Spark 4.0 or later (its distribution ships the Connect server); spark.version is {version}"),
         ));
     }
+    let warehouse = match raw.warehouse.as_deref().unwrap_or("local") {
+        "local" => Warehouse::Local,
+        "s3" => Warehouse::S3,
+        other => {
+            return Err(bad(
+                "warehouse",
+                format!("{other:?} must be \"local\" (Spark's default) or \"s3\""),
+            ))
+        }
+    };
+    if raw.s3a == Some(false) {
+        let needs = match (event_log, warehouse) {
+            (EventLog::S3, _) => Some("event_log = \"s3\""),
+            (_, Warehouse::S3) => Some("warehouse = \"s3\""),
+            _ => None,
+        };
+        if let Some(what) = needs {
+            return Err(bad(
+                "s3a",
+                format!("is false, but {what} writes through S3A: set s3a = true (or leave it out), or keep them local"),
+            ));
+        }
+    }
+    let maven_repository = raw.maven_repository.unwrap_or_else(|| MAVEN_CENTRAL.into());
+    super::s3a::check_repository(&maven_repository).map_err(|m| bad("maven_repository", m))?;
+    if let Some(h) = &raw.hadoop_version {
+        let ok = h.split('.').count() == 3
+            && h.split('.')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        if !ok {
+            return Err(bad(
+                "hadoop_version",
+                format!("{h:?} must look like 3.5.0 (the version in the archive's jars/hadoop-client-api-<version>.jar)"),
+            ));
+        }
+    }
     Ok(SparkSettings {
         connect_server,
         connect_port: raw.connect_port.unwrap_or(15002),
@@ -242,6 +302,10 @@ pub fn resolve(raw: RawSpark) -> Result<SparkSettings, (String, String)> {
         // 0, like unset: a quarter of the workers.
         upgrade_batch: raw.upgrade_batch.filter(|&n| n > 0),
         upgrade_pause_secs: raw.upgrade_pause_secs.unwrap_or(0),
+        s3a: raw.s3a,
+        maven_repository,
+        hadoop_version: raw.hadoop_version,
+        warehouse,
         history_server: raw.history_server.unwrap_or(true),
         history_port: raw.history_port.unwrap_or(18080),
         event_log,
@@ -323,6 +387,15 @@ fn check_default(key: &str, value: &str) -> Result<(), String> {
     {
         return Err(format!(
             "{key} is managed by sparkboot and cannot be overridden here: {why}"
+        ));
+    }
+    let s3a_secret = key.starts_with("spark.hadoop.fs.s3a.")
+        && ["access.key", "secret.key", "session.token"]
+            .iter()
+            .any(|k| key.ends_with(&format!(".{k}")));
+    if s3a_secret {
+        return Err(format!(
+            "{key} would put an AWS key in spark-defaults.conf, which every job on the cluster reads: S3A authenticates with the instance profile (README, \"S3 data\")"
         ));
     }
     if let Some(c) = value.chars().find(|c| c.is_control()) {
@@ -538,6 +611,68 @@ mod tests {
             parse("event_log = \"hdfs\"").expect_err("bad").0,
             "spark.event_log"
         );
+    }
+
+    #[test]
+    fn s3a_settings_default_to_auto_maven_central_and_a_local_warehouse() {
+        let s = parse("").expect("defaults");
+        assert_eq!(s.s3a, None);
+        assert_eq!(s.maven_repository, MAVEN_CENTRAL);
+        assert_eq!((s.hadoop_version, s.warehouse), (None, Warehouse::Local));
+        let s = parse("s3a = true\nmaven_repository = \"http://127.64.0.1:8064/m2\"\nhadoop_version = \"3.5.0\"\nwarehouse = \"s3\"").expect("set");
+        assert_eq!(s.s3a, Some(true));
+        assert_eq!(s.maven_repository, "http://127.64.0.1:8064/m2");
+        assert_eq!(s.hadoop_version.as_deref(), Some("3.5.0"));
+        assert_eq!(s.warehouse, Warehouse::S3);
+    }
+
+    #[test]
+    fn bad_s3a_settings_are_named() {
+        for (text, field, why) in [
+            ("warehouse = \"hdfs\"", "spark.warehouse", "\"local\""),
+            (
+                "maven_repository = \"http://10.1.2.3/m2\"",
+                "spark.maven_repository",
+                "plain http",
+            ),
+            (
+                "maven_repository = \"repo1.maven.org\"",
+                "spark.maven_repository",
+                "https://",
+            ),
+            ("hadoop_version = \"3.5\"", "spark.hadoop_version", "3.5.0"),
+            (
+                "hadoop_version = \"3.5.0; x\"",
+                "spark.hadoop_version",
+                "3.5.0",
+            ),
+            ("s3a = false\nevent_log = \"s3\"", "spark.s3a", "event_log"),
+            ("s3a = false\nwarehouse = \"s3\"", "spark.s3a", "warehouse"),
+            ("s3a = \"yes\"", "", ""),
+        ] {
+            if field.is_empty() {
+                assert!(toml::from_str::<RawSpark>(text).is_err(), "{text}");
+                continue;
+            }
+            let (f, msg) = parse(text).expect_err(text);
+            assert_eq!(f, field, "{text}");
+            assert!(msg.contains(why), "{text}: {msg}");
+        }
+    }
+
+    #[test]
+    fn aws_keys_cannot_be_put_in_spark_defaults() {
+        for key in [
+            "spark.hadoop.fs.s3a.access.key",
+            "spark.hadoop.fs.s3a.secret.key",
+            "spark.hadoop.fs.s3a.session.token",
+            "spark.hadoop.fs.s3a.bucket.data.secret.key",
+        ] {
+            let (field, msg) = parse(&format!("[defaults]\n\"{key}\" = \"x\"\n")).expect_err(key);
+            assert!(field.contains(key), "{field}");
+            assert!(msg.contains("instance profile"), "{msg}");
+        }
+        assert!(parse("[defaults]\n\"spark.hadoop.fs.s3a.connection.maximum\" = 200\n").is_ok());
     }
 
     #[test]

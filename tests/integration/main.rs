@@ -17,6 +17,7 @@ mod layout;
 mod leaks;
 mod progress;
 mod reliability;
+mod s3a;
 mod security;
 mod spark;
 mod submit;

@@ -181,7 +181,7 @@ fn watch_heals_spot_churn_on_the_module_with_nobody_running_converge() {
     std::fs::write(
         &config,
         format!(
-            "[cluster]\nname = \"{CLUSTER}\"\nstate_dir = {state:?}\n[spark]\nsource = \"file://{src}\"\nsha512 = \"{sha}\"\ndistribution = \"push\"\nregistration_timeout_secs = 120\n[aws]\nidentity_file = {key:?}\n",
+            "[cluster]\nname = \"{CLUSTER}\"\nstate_dir = {state:?}\n[spark]\nsource = \"file://{src}\"\nsha512 = \"{sha}\"\ndistribution = \"push\"\nregistration_timeout_secs = 120\n# No Maven repository on this machine: the S3A connector (on by default with this\n# bucket-carrying inventory) stays off.\ns3a = false\n[aws]\nidentity_file = {key:?}\n",
             state = work.path().join("state"),
             src = spark.display(),
             sha = lab_spark_sha512(),
