@@ -271,13 +271,72 @@ fn systemd_controller_killed_at_any_point_leaves_a_cluster_the_next_run_complete
     controller_killed(Flavour::Systemd, 187);
 }
 
+/// The points of a first converge of the demo role, in the order a run reaches them.
+const KILL_POINTS: [&str; 5] = [
+    "host keys pinned",
+    "/opt/demo",
+    "/opt/demo/demo.conf",
+    "/opt/demo/secret",
+    "/opt/demo/stamp",
+];
+
+/// Where a first converge stands, seen from outside the run: the controller's known_hosts
+/// (written once every host's key is pinned), then each of the role's paths on every node
+/// (read from the nodes' upper layers on the host, so looking costs no process).
+struct KillPoints {
+    state_dir: PathBuf,
+    nodes: Vec<PathBuf>,
+    flavour: Flavour,
+}
+
+impl KillPoints {
+    fn new(lab: &Lab, flavour: Flavour) -> KillPoints {
+        let nodes: Vec<PathBuf> = std::fs::read_dir(lab.lab_dir().join("nodes"))
+            .expect("node dirs")
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_dir())
+            .collect();
+        assert_eq!(nodes.len(), 3, "{nodes:?}");
+        KillPoints {
+            state_dir: lab.path().join("state"),
+            nodes,
+            flavour,
+        }
+    }
+
+    fn reached(&self, point: usize) -> bool {
+        match point {
+            // `<state_dir>/<cluster name>/known_hosts`.
+            0 => std::fs::read_dir(&self.state_dir).is_ok_and(|mut d| {
+                d.any(|e| e.is_ok_and(|e| e.path().join("known_hosts").exists()))
+            }),
+            p => self
+                .nodes
+                .iter()
+                .all(|n| n.join(self.flavour.upper(KILL_POINTS[p])).exists()),
+        }
+    }
+
+    fn next_unreached(&self) -> Option<usize> {
+        (0..KILL_POINTS.len()).find(|p| !self.reached(*p))
+    }
+}
+
 fn controller_killed(flavour: Flavour, slot: u8) {
     let lab = Lab::up_as(flavour, slot, 2, false);
     let cfg = lab.config("sparkboot.toml", DEMO);
     let argv = ArgvSampler::start();
-    let mut kills = 0;
-    // Kill points spread over the first second of a first converge (one takes 1-3 s here).
-    for delay_ms in [100u64, 200, 300, 450, 600, 800] {
+    let points = KillPoints::new(&lab, flavour);
+    let mut kills = Vec::new();
+    // Each run is killed when the next point of a first converge is reached (on every node),
+    // plus 0-5 random milliseconds: the kills land at successive points of the run whatever
+    // this machine's speed (fixed delays did not: on a fast machine the runs after the first
+    // two finished before their kill time). Each run starts from what the killed ones left.
+    let mut rng = rand::thread_rng();
+    for _ in 0..KILL_POINTS.len() {
+        let Some(point) = points.next_unreached() else {
+            break;
+        };
         let mut child = Command::new(BIN)
             .args([
                 "converge",
@@ -290,14 +349,26 @@ fn controller_killed(flavour: Flavour, slot: u8) {
             .stderr(Stdio::null())
             .spawn()
             .expect("start converge");
-        std::thread::sleep(Duration::from_millis(delay_ms));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !points.reached(point)
+            && child.try_wait().expect("poll").is_none()
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        std::thread::sleep(Duration::from_millis(rand::Rng::gen_range(&mut rng, 0..6)));
         if child.try_wait().expect("poll").is_none() {
             child.kill().expect("SIGKILL");
-            kills += 1;
+            kills.push(KILL_POINTS[point]);
         }
         let _ = child.wait();
     }
-    assert!(kills >= 3, "the runs ended before they could be killed");
+    eprintln!("{flavour:?}: runs killed after {kills:?}");
+    assert!(
+        kills.len() >= 3,
+        "only {} runs were killed ({kills:?}): the runs ended before their kill points",
+        kills.len()
+    );
     let (doc, code, took, out) = converge(&lab, &cfg);
     assert_eq!(code, Some(0), "{out}");
     for (name, ..) in hosts(&doc) {
@@ -333,7 +404,7 @@ fn controller_killed(flavour: Flavour, slot: u8) {
     record_on(flavour, Row {
         id: "controller-killed",
         fault: "the controller dies during a first converge",
-        injected: "SIGKILL of each of 6 runs at 0.1-0.8 s, then a normal run",
+        injected: "SIGKILL of up to 5 runs, each at the next point reached (keys pinned; role dir, config, secret, stamp on every node) + 0-5 ms, then a normal run",
         exit: code,
         failed_host: "(none: the run after the kills)",
         rest: "every file complete and 0600 where asked, no duplicate authorized_keys line, no temporary file left",
