@@ -177,6 +177,68 @@ impl HostBar {
     }
 }
 
+/// A transfer the controller makes itself before any node is touched (caching the Spark
+/// archive or a connector jar, staging the archive in S3): from a slow mirror or uplink these
+/// are the longest waits of a first converge. It gets a `controller` line with bytes, rate and
+/// time left, redrawn at most five times a second (reads come in KiB) and at the end, and
+/// removed when the transfer is over, also when it fails. Nothing is drawn when progress is
+/// hidden.
+pub struct ControllerTransfer<'a> {
+    progress: &'a Progress,
+    step: String,
+    verbs: (&'static str, &'static str),
+    started: Instant,
+    drawn: Option<Instant>,
+    bar: Option<HostBar>,
+}
+
+impl<'a> ControllerTransfer<'a> {
+    /// `verbs`: the running and the finished form, `("uploading", "uploaded")`.
+    pub fn new(progress: &'a Progress, step: &str, verbs: (&'static str, &'static str)) -> Self {
+        ControllerTransfer {
+            progress,
+            step: step.to_string(),
+            verbs,
+            started: Instant::now(),
+            drawn: None,
+            bar: None,
+        }
+    }
+
+    pub fn update(&mut self, done: u64, total: Option<u64>) {
+        if !self.progress.enabled {
+            return;
+        }
+        let now = Instant::now();
+        let end = total.is_some_and(|t| done >= t);
+        if !end
+            && self
+                .drawn
+                .is_some_and(|t| now.duration_since(t) < Duration::from_millis(200))
+        {
+            return;
+        }
+        self.drawn = Some(now);
+        let progress = self.progress;
+        self.bar
+            .get_or_insert_with(|| progress.host("controller"))
+            .transfer(&self.step, self.verbs, done, total, self.started);
+    }
+
+    /// Whether the line is drawn: a note printed meanwhile would garble it.
+    pub fn shown(&self) -> bool {
+        self.progress.enabled
+    }
+}
+
+impl Drop for ControllerTransfer<'_> {
+    fn drop(&mut self) {
+        if let Some(b) = &self.bar {
+            b.clear();
+        }
+    }
+}
+
 /// One host's line in the recap and in `--json`.
 #[derive(Debug, Clone, Serialize)]
 pub struct HostRecap {

@@ -56,13 +56,9 @@ pub fn published_sha512(url: &str) -> Result<String, String> {
 }
 
 /// Ensures `cache/<sha512>.tgz` holds the verified archive, downloading it once if needed.
-/// A partial or corrupt download is never left under the final name.
-pub fn cached_archive(url: &str, sha512: &str, cache: &Path) -> Result<PathBuf, String> {
-    cached_archive_with(url, sha512, cache, &mut |_, _| {})
-}
-
-/// [`cached_archive`], telling `progress` the bytes so far and the total (when known) as the
-/// download goes (nothing when the archive is already cached).
+/// A partial or corrupt download is never left under the final name. `progress` is told the
+/// bytes so far and the total (when known) as the download goes (nothing when the archive is
+/// already cached).
 pub fn cached_archive_with(
     url: &str,
     sha512: &str,
@@ -194,11 +190,13 @@ pub struct CachedFile {
 /// Ensures `cache/<algorithm>-<hex>-<name>` holds the file at `url` whose `algorithm` digest is
 /// `hex`, downloading it once: a later call (another converge of the same cluster) finds it and
 /// reads nothing from `url`. A download that does not match is refused and nothing is cached.
-pub fn cached_verified(
+/// `progress` is told the bytes so far and the total (when known) as the download goes.
+pub fn cached_verified_with(
     url: &str,
     algorithm: Algorithm,
     hex: &str,
     cache: &Path,
+    progress: &mut dyn FnMut(u64, Option<u64>),
 ) -> Result<CachedFile, String> {
     let name = url.rsplit('/').next().unwrap_or("file");
     let key = format!("{}-{hex}-{name}", algorithm.extension());
@@ -220,11 +218,12 @@ pub fn cached_verified(
     let tmp = cache.join(format!(".{key}.partial.{}", std::process::id()));
     let result = (|| {
         // A cached file whose SHA-256 note is missing is checked again, not trusted blindly.
-        let (mut reader, _) = if dest.is_file() {
+        let (mut reader, total) = if dest.is_file() {
             open_sized(&format!("file://{}", dest.display()))?
         } else {
             open_sized(url)?
         };
+        let mut done: u64 = 0;
         let mut file = std::fs::File::create(&tmp)
             .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
         let mut published = Hasher::new(algorithm);
@@ -241,6 +240,8 @@ pub fn cached_verified(
             sha256.update(&buf[..n]);
             file.write_all(&buf[..n])
                 .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+            done += n as u64;
+            progress(done, total);
         }
         let actual = published.hex();
         if actual != hex {
@@ -287,7 +288,7 @@ mod tests {
         cached_archive_with(&url, &good, &cache, &mut |d, t| seen.push((d, t))).expect("hit");
         assert!(seen.is_empty(), "a cached archive is not downloaded again");
         let wrong = "0".repeat(128);
-        let err = cached_archive(&url, &wrong, &cache).expect_err("mismatch");
+        let err = cached_archive_with(&url, &wrong, &cache, &mut |_, _| {}).expect_err("mismatch");
         assert!(err.contains("expected") && err.contains(&good), "{err}");
         assert_eq!(
             std::fs::read_dir(&cache).expect("ls").count(),
@@ -325,17 +326,19 @@ mod tests {
             Ok((Algorithm::Sha512, sha512.clone()))
         );
         let cache = dir.path().join("cache");
-        let got = cached_verified(&url, Algorithm::Sha512, &sha512, &cache).expect("cached");
+        let got = cached_verified_with(&url, Algorithm::Sha512, &sha512, &cache, &mut |_, _| {})
+            .expect("cached");
         assert_eq!(std::fs::read(&got.path).expect("read"), b"jar bytes");
         assert_eq!(got.sha256, hex::encode(sha2::Sha256::digest(b"jar bytes")));
         // Cached: the source is not read again.
         std::fs::remove_file(&jar).expect("rm");
         assert_eq!(
-            cached_verified(&url, Algorithm::Sha512, &sha512, &cache),
+            cached_verified_with(&url, Algorithm::Sha512, &sha512, &cache, &mut |_, _| {}),
             Ok(got.clone())
         );
         std::fs::write(&jar, b"tampered").expect("write");
-        let wrong = cached_verified(&url, Algorithm::Sha1, &sha1, &cache).expect_err("mismatch");
+        let wrong = cached_verified_with(&url, Algorithm::Sha1, &sha1, &cache, &mut |_, _| {})
+            .expect_err("mismatch");
         assert!(
             wrong.contains("checksum mismatch") && wrong.contains(&sha1),
             "{wrong}"

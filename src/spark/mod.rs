@@ -25,6 +25,7 @@ use std::path::{Path, PathBuf};
 use thiserror::Error;
 
 use crate::config::Config;
+use crate::report::ControllerTransfer;
 use settings::Distribution;
 
 #[derive(Debug, Error)]
@@ -118,37 +119,21 @@ pub fn prepare_for(
         .unwrap_or(Path::new("."))
         .join("cache/spark");
     if s.distribution == Distribution::Push {
-        // The controller's own download (push mode) gets a progress line of its own while it
-        // runs: from a slow mirror it is the longest wait of a first converge.
-        let mut bar = None;
-        let started = std::time::Instant::now();
-        let mut drawn: Option<std::time::Instant> = None;
+        let mut line = ControllerTransfer::new(
+            progress,
+            "Cache the Spark archive",
+            ("downloading", "downloaded"),
+        );
         let cached = fetch::cached_archive_with(&s.url, &sha512, &cache, &mut |done, total| {
-            // Reads come in 8-64 KiB: redraw five times a second, and at the end.
-            let now = std::time::Instant::now();
-            let end = total.is_some_and(|t| done >= t);
-            if !end && drawn.is_some_and(|t| now.duration_since(t).as_millis() < 200) {
-                return;
-            }
-            drawn = Some(now);
-            bar.get_or_insert_with(|| progress.host("controller"))
-                .transfer(
-                    "Cache the Spark archive",
-                    ("downloading", "downloaded"),
-                    done,
-                    total,
-                    started,
-                )
+            line.update(done, total)
         });
-        if let Some(b) = bar {
-            b.clear();
-        }
+        drop(line);
         let path = cached.map_err(SparkError::Push)?;
         pushed.insert(sha512.clone(), path);
     }
     let mut secrets = Vec::new();
     let url = if s.distribution == Distribution::S3 {
-        let presigned = s3::stage(config, cloud, &sha512, &cache, check)?;
+        let presigned = s3::stage(config, cloud, &sha512, &cache, check, progress)?;
         // A bearer credential for the archive until it expires: redacted everywhere.
         secrets.push(presigned.clone());
         presigned
@@ -185,7 +170,7 @@ pub fn prepare_for(
     if s.event_log == settings::EventLog::S3 {
         spark.event_log_dir = s3::event_log_uri(config, cloud)?;
     }
-    spark.s3a = s3a_context(config, cloud, &cache, &mut pushed)?;
+    spark.s3a = s3a_context(config, cloud, &cache, &mut pushed, progress)?;
     let context = context::TemplateValues {
         spark,
         secrets: context::Secrets {
@@ -221,6 +206,7 @@ fn s3a_context(
     cloud: Option<&crate::inventory::aws::Cloud>,
     cache: &Path,
     pushed: &mut BTreeMap<String, PathBuf>,
+    progress: &crate::report::Progress,
 ) -> Result<s3a::S3aContext, SparkError> {
     let s = &config.spark;
     if !s3a_wanted(config, cloud) {
@@ -254,8 +240,17 @@ fn s3a_context(
     let mut jar = |c: s3a::Coordinates| -> Result<s3a::JarContext, SparkError> {
         let url = c.url(&s.maven_repository);
         let (algorithm, hex) = fetch::published_checksum(&url).map_err(SparkError::Connector)?;
-        let got = fetch::cached_verified(&url, algorithm, &hex, &jars_cache)
-            .map_err(SparkError::Connector)?;
+        // The SDK bundle is hundreds of MB: it gets a progress line like the archive.
+        let mut line = ControllerTransfer::new(
+            progress,
+            &format!("Cache {}", c.file_name()),
+            ("downloading", "downloaded"),
+        );
+        let got = fetch::cached_verified_with(&url, algorithm, &hex, &jars_cache, &mut |d, t| {
+            line.update(d, t)
+        })
+        .map_err(SparkError::Connector)?;
+        drop(line);
         pushed.insert(got.sha256.clone(), got.path);
         Ok(s3a::JarContext {
             coordinates: c.to_string(),
@@ -375,7 +370,14 @@ mod tests {
         );
         let cache = dir.path().join("cache/spark");
         let mut pushed = BTreeMap::new();
-        let ctx = s3a_context(&cfg, Some(&cloud(Some("b"))), &cache, &mut pushed).expect("s3a");
+        let ctx = s3a_context(
+            &cfg,
+            Some(&cloud(Some("b"))),
+            &cache,
+            &mut pushed,
+            &crate::report::Progress::new(false),
+        )
+        .expect("s3a");
         assert!(ctx.enabled);
         assert_eq!(ctx.hadoop, "3.5.0");
         assert_eq!(ctx.region, "eu-west-1");
@@ -412,8 +414,14 @@ mod tests {
                 repo.display()
             ),
         );
-        let err = s3a_context(&cfg, Some(&cloud(Some("b"))), &cache, &mut BTreeMap::new())
-            .expect_err("mismatch");
+        let err = s3a_context(
+            &cfg,
+            Some(&cloud(Some("b"))),
+            &cache,
+            &mut BTreeMap::new(),
+            &crate::report::Progress::new(false),
+        )
+        .expect_err("mismatch");
         assert!(
             matches!(err, SparkError::Connector(ref m) if m.contains("checksum mismatch")),
             "{err}"
@@ -421,7 +429,14 @@ mod tests {
 
         // A Spark whose Hadoop is not known, with S3A on: a usage error naming the setting.
         let cfg = config(dir.path(), "version = \"3.4.1\"\ns3a = true");
-        let err = s3a_context(&cfg, None, &cache, &mut BTreeMap::new()).expect_err("unknown");
+        let err = s3a_context(
+            &cfg,
+            None,
+            &cache,
+            &mut BTreeMap::new(),
+            &crate::report::Progress::new(false),
+        )
+        .expect_err("unknown");
         assert!(
             err.to_string()
                 .starts_with("spark.hadoop_version: S3A needs the Hadoop version of Spark 3.4.1"),
@@ -430,7 +445,14 @@ mod tests {
         // Off: nothing is fetched and the Hadoop version is not needed.
         let cfg = config(dir.path(), "version = \"3.4.1\"");
         assert_eq!(
-            s3a_context(&cfg, None, &cache, &mut BTreeMap::new()).expect("off"),
+            s3a_context(
+                &cfg,
+                None,
+                &cache,
+                &mut BTreeMap::new(),
+                &crate::report::Progress::new(false)
+            )
+            .expect("off"),
             s3a::S3aContext::default()
         );
     }

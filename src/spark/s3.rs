@@ -37,6 +37,7 @@ use sha2::Digest as _;
 use super::{fetch, SparkError};
 use crate::config::Config;
 use crate::inventory::aws::{self, api_error, Cloud};
+use crate::report::{ControllerTransfer, Progress};
 
 /// How long the presigned URL works. Every node downloads in the first phase, right after the
 /// probe; an hour covers slow links and large clusters, and no more. (With temporary
@@ -324,7 +325,9 @@ impl Stage<'_> {
     }
 
     /// Uploads `local` in parts, resuming an unfinished upload of the same key.
-    async fn upload(&self, local: &Path) -> Result<(), String> {
+    /// `line` shows the bytes in the bucket so far (kept parts count at once); the per-part
+    /// notes are printed only when no line is drawn.
+    async fn upload(&self, local: &Path, line: &mut ControllerTransfer<'_>) -> Result<(), String> {
         let read_err = |e: std::io::Error| format!("cannot read {}: {e}", local.display());
         let mut file = std::fs::File::open(local).map_err(read_err)?;
         let size = file.metadata().map_err(read_err)?.len();
@@ -366,6 +369,7 @@ impl Stage<'_> {
         };
         let mut completed = Vec::with_capacity(parts.len());
         let (mut kept, mut sent) = (0usize, 0usize);
+        line.update(0, Some(size));
         for part in &parts {
             let mut bytes = vec![0u8; part.len as usize];
             file.seek(SeekFrom::Start(part.offset))
@@ -385,6 +389,7 @@ impl Stage<'_> {
             {
                 completed.push(done.e_tag(&l.etag).build());
                 kept += 1;
+                line.update(part.offset + part.len, Some(size));
                 continue;
             }
             let request = self
@@ -417,7 +422,8 @@ impl Stage<'_> {
             })?;
             completed.push(done.e_tag(etag).build());
             sent += 1;
-            if parts.len() > 1 {
+            line.update(part.offset + part.len, Some(size));
+            if parts.len() > 1 && !line.shown() {
                 eprintln!(
                     "sparkboot: note: uploaded part {} of {} ({} of {} MiB)",
                     part.number,
@@ -506,6 +512,7 @@ pub fn stage(
     sha512: &str,
     cache: &Path,
     check: bool,
+    progress: &Progress,
 ) -> Result<String, SparkError> {
     let err = SparkError::S3;
     let bucket = bucket(config, cloud).ok_or_else(|| {
@@ -550,8 +557,23 @@ pub fn stage(
         eprintln!("sparkboot: note: would upload the Spark archive to {location} (--check uploads nothing)");
     } else {
         // Downloaded and verified once; the same cache as push mode.
-        let local = fetch::cached_archive(url, sha512, cache).map_err(err)?;
-        runtime.block_on(stage.upload(&local)).map_err(err)?;
+        let mut line = ControllerTransfer::new(
+            progress,
+            "Cache the Spark archive",
+            ("downloading", "downloaded"),
+        );
+        let local = fetch::cached_archive_with(url, sha512, cache, &mut |d, t| line.update(d, t))
+            .map_err(err)?;
+        drop(line);
+        let mut line = ControllerTransfer::new(
+            progress,
+            &format!("Stage the Spark archive at {location}"),
+            ("uploading", "uploaded"),
+        );
+        runtime
+            .block_on(stage.upload(&local, &mut line))
+            .map_err(err)?;
+        drop(line);
         eprintln!("sparkboot: note: uploaded the verified Spark archive to {location}");
     }
     let presigning = PresigningConfig::expires_in(URL_LIFETIME).map_err(|e| err(e.to_string()))?;

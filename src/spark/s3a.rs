@@ -7,7 +7,7 @@
 //! version of the AWS SDK", hadoop-aws troubleshooting_s3a.md). So the mapping is two small
 //! tables of versions that were read, not computed: Spark release -> its Hadoop, and Hadoop
 //! release -> hadoop-aws + SDK bundle. An unknown version is an error that says how to go on,
-//! never a guess. Everything here is pure; the download is `fetch::cached_verified`.
+//! never a guess. Everything here is pure; the download is `fetch::cached_verified_with`.
 
 use serde::Serialize;
 

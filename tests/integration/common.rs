@@ -377,3 +377,71 @@ pub fn assert_refused(output: &str) {
         "a client without the secret was not refused:\n{output}"
     );
 }
+
+/// `script` (util-linux) running `sparkboot <args>` with stderr on a pseudo-terminal 160
+/// columns wide, stdout to `stdout_file` when given. The caller may add environment, then runs
+/// it with [`screen_of`].
+pub fn in_terminal_command(args: &[String], stdout_file: Option<&Path>) -> Command {
+    let mut command = format!("stty cols 160 rows 40; exec {}", BIN);
+    for a in args {
+        command.push_str(&format!(" '{a}'"));
+    }
+    if let Some(f) = stdout_file {
+        command.push_str(&format!(" >'{}'", f.display()));
+    }
+    let mut script = Command::new("script");
+    script
+        .args(["-qfec", &command, "/dev/null"])
+        .stdin(std::process::Stdio::null());
+    script
+}
+
+/// Runs an [`in_terminal_command`]: the exit status and what the terminal showed.
+pub fn screen_of(mut script: Command) -> (Option<i32>, String) {
+    let out: Output = script.output().expect("script (util-linux)");
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+/// Runs `sparkboot <args>` with stderr on a pseudo-terminal; see [`in_terminal_command`].
+pub fn in_terminal(args: &[String], stdout_file: Option<&Path>) -> (Option<i32>, String) {
+    screen_of(in_terminal_command(args, stdout_file))
+}
+
+/// Every line of the screen that mentions `word`, escape sequences removed, repeats dropped.
+pub fn lines_with(screen: &str, word: &str) -> Vec<String> {
+    let mut plain = String::new();
+    let mut chars = screen.chars();
+    while let Some(c) = chars.next() {
+        if c == '\x1b' {
+            // CSI: ESC [ parameters, then one letter.
+            if chars.next() == Some('[') {
+                for c in chars.by_ref() {
+                    if c.is_ascii_alphabetic() {
+                        break;
+                    }
+                }
+            }
+        } else {
+            plain.push(c);
+        }
+    }
+    let mut lines: Vec<String> = plain
+        .split(['\r', '\n'])
+        .filter(|l| l.contains(word))
+        .map(|l| l.trim().to_string())
+        .collect();
+    lines.dedup();
+    lines
+}
+
+/// A transfer line as `report::transfer` writes it: `<verb> 12.0 MiB / 316.2 MiB (3%), ...`.
+pub fn shows_transfer(screen: &str, verb: &str) -> bool {
+    screen.match_indices(verb).any(|(i, _)| {
+        let rest = &screen[i + verb.len()..];
+        let line = rest.split(['\r', '\n', '\x1b']).next().unwrap_or_default();
+        line.contains(" MiB / ") && line.contains("%)") && line.contains("/s")
+    })
+}

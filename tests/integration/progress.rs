@@ -9,7 +9,6 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -75,27 +74,6 @@ fn serve(mut conn: TcpStream, file: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Runs `sparkboot <args>` with stderr on a pseudo-terminal 160 columns wide; returns the exit
-/// status and what the terminal showed (stdout goes to `stdout_file` when given).
-fn in_terminal(args: &[String], stdout_file: Option<&Path>) -> (Option<i32>, String) {
-    let mut command = format!("stty cols 160 rows 40; exec {}", BIN);
-    for a in args {
-        command.push_str(&format!(" '{a}'"));
-    }
-    if let Some(f) = stdout_file {
-        command.push_str(&format!(" >'{}'", f.display()));
-    }
-    let out: Output = std::process::Command::new("script")
-        .args(["-qfec", &command, "/dev/null"])
-        .stdin(std::process::Stdio::null())
-        .output()
-        .expect("script (util-linux)");
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
-}
-
 fn lab_tarball(lab: &Lab) -> PathBuf {
     let source = lab.spark_source();
     let name = source
@@ -147,42 +125,6 @@ fn converge_args(lab: &Lab, cfg: &Path, extra: &[&str]) -> Vec<String> {
 /// The screen's lines that mention `word` (escape sequences cut off), for the test's log.
 fn sample(screen: &str, word: &str) -> Vec<String> {
     lines_with(screen, word).into_iter().take(8).collect()
-}
-
-/// Every line of the screen that mentions `word`, escape sequences removed, repeats dropped.
-fn lines_with(screen: &str, word: &str) -> Vec<String> {
-    let mut plain = String::new();
-    let mut chars = screen.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            // CSI: ESC [ parameters, then one letter.
-            if chars.next() == Some('[') {
-                for c in chars.by_ref() {
-                    if c.is_ascii_alphabetic() {
-                        break;
-                    }
-                }
-            }
-        } else {
-            plain.push(c);
-        }
-    }
-    let mut lines: Vec<String> = plain
-        .split(['\r', '\n'])
-        .filter(|l| l.contains(word))
-        .map(|l| l.trim().to_string())
-        .collect();
-    lines.dedup();
-    lines
-}
-
-/// A transfer line as `report::transfer` writes it: `<verb> 12.0 MiB / 316.2 MiB (3%), ...`.
-fn shows_transfer(screen: &str, verb: &str) -> bool {
-    screen.match_indices(verb).any(|(i, _)| {
-        let rest = &screen[i + verb.len()..];
-        let line = rest.split(['\r', '\n', '\x1b']).next().unwrap_or_default();
-        line.contains(" MiB / ") && line.contains("%)") && line.contains("/s")
-    })
 }
 
 #[test]

@@ -284,6 +284,51 @@ fn s3_staging_resumes_an_interrupted_multipart_upload() {
         text(&out)
     );
 
+    // On a terminal, staging shows its upload on the controller's line: bytes, rate and time
+    // left, not the per-part notes. A new 48 MiB archive (3 parts), each part held 1 s by the
+    // shim as a slow uplink would, so the upload lasts long enough to be drawn.
+    let data3 = bytes(48 * MIB, 0x3333);
+    let archive3 = work.path().join("c").join(NAME);
+    std::fs::create_dir_all(archive3.parent().expect("dir")).expect("dir");
+    std::fs::write(&archive3, &data3).expect("archive");
+    let config3 = work.path().join("terminal.toml");
+    write_config(&config3, work.path(), &lab, &archive3, &sha512_hex(&data3));
+    let slow = MotoShim::slow(&moto.endpoint, std::time::Duration::from_secs(1));
+    let mut script = in_terminal_command(
+        &[
+            "converge".to_string(),
+            "--config".into(),
+            config3.display().to_string(),
+            "--inventory".into(),
+            inventory.display().to_string(),
+        ],
+        None,
+    );
+    moto.env(&mut script)
+        .env("AWS_ENDPOINT_URL_S3", &slow.endpoint);
+    let (code, screen) = screen_of(script);
+    assert_eq!(code, Some(0), "{screen}");
+    let uploading = lines_with(&screen, "uploading");
+    assert!(
+        uploading
+            .iter()
+            .any(|l| l.contains("controller uploading") && l.contains(" MiB / 48.0 MiB (")),
+        "no progress for the upload to S3:\n{screen}"
+    );
+    assert!(
+        shows_transfer(&screen, "uploading "),
+        "the upload's line lacks rate or share:\n{screen}"
+    );
+    assert!(
+        !screen.contains("uploaded part"),
+        "per-part notes garble the drawn line:\n{screen}"
+    );
+    assert!(
+        !screen.contains("X-Amz-Signature"),
+        "the presigned URL reached the terminal:\n{screen}"
+    );
+    eprintln!("s3 staging on a terminal showed {uploading:#?}");
+
     // A bucket with its own KMS key that refuses the upload: the error names the KMS
     // permissions on that key (moto maps an UploadPart to s3:PutObject for the bucket policy).
     let kms_key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab";

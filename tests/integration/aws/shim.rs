@@ -6,6 +6,9 @@
 //! The data is moto's; nothing is made up here. It also records which requests asked for
 //! scaling activities, so a test can show discovery asked (moto always answers an empty list).
 //!
+//! [`MotoShim::slow`] also holds every UploadPart request for a while before passing it on, as
+//! a slow uplink would, so that an upload to loopback lasts long enough to be watched.
+//!
 //! It listens on 127.0.0.1 and talks only to moto on 127.0.0.1.
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -21,6 +24,11 @@ pub struct MotoShim {
 impl MotoShim {
     /// Starts the shim in front of `moto` (its endpoint).
     pub fn start(moto: &str) -> MotoShim {
+        MotoShim::slow(moto, std::time::Duration::ZERO)
+    }
+
+    /// [`MotoShim::start`], holding each UploadPart request `part_delay` before moto sees it.
+    pub fn slow(moto: &str, part_delay: std::time::Duration) -> MotoShim {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind the shim");
         let endpoint = format!("http://{}", listener.local_addr().expect("shim address"));
         let asked = Arc::new(Mutex::new(Vec::new()));
@@ -30,7 +38,7 @@ impl MotoShim {
             for conn in listener.incoming().flatten() {
                 let (moto, seen, agent) = (moto.clone(), seen.clone(), agent.clone());
                 std::thread::spawn(move || {
-                    let _ = serve(conn, &agent, &moto, &seen);
+                    let _ = serve(conn, &agent, &moto, &seen, part_delay);
                 });
             }
         });
@@ -44,6 +52,7 @@ fn serve(
     agent: &ureq::Agent,
     moto: &str,
     seen: &Mutex<Vec<String>>,
+    part_delay: std::time::Duration,
 ) -> std::io::Result<()> {
     let mut out = conn.try_clone()?;
     let mut reader = BufReader::new(conn);
@@ -78,6 +87,9 @@ fn serve(
     let mut body = vec![0u8; length];
     reader.read_exact(&mut body)?;
     let text = String::from_utf8_lossy(&body[..body.len().min(4096)]).into_owned();
+    if method == "PUT" && path.contains("partNumber=") {
+        std::thread::sleep(part_delay);
+    }
     if text.contains("Action=DescribeScalingActivities") {
         seen.lock().unwrap_or_else(|e| e.into_inner()).push(text);
     }
