@@ -45,6 +45,14 @@ const HARDEN: &str = "@@harden:sshd 0\npasswordauthentication yes\n@@harden:home
 const ROLE: &str = "description = \"d\"\nhosts = [\"worker\"]\nphase = 1\ncontext = [\"spark\"]\n[[handler]]\nname = \"h\"\nrestart = \"s\"\n[[step]]\nname = \"f\"\nnotify = [\"h\"]\nfile = { path = \"/x\", content = \"{{ vars.a }}\", mode = \"0640\" }\n[layout]\nuser = \"spark\"\n";
 const KNOWN_HOSTS: &str = "# c\n10.0.0.5,i-0abc ssh-ed25519 AAAAkeyA\n[198.51.100.6]:2222 ssh-ed25519 AAAAkeyB\n|1|c2FsdHNhbHRzYWx0c2FsdHNhbHQ=|aGFzaGhhc2hoYXNoaGFzaGhhc2g= ssh-ed25519 AAAAkeyC\n@revoked * ssh-ed25519 AAAAbadA\n";
 
+const JAR_CHECKSUM: &str =
+    "5d2b8ee4c6a9b3a0e0a7c0b5b4c7f3b5b7a1c2d3e4f5a6b7c8d9e0f1a2b3c4d5  hadoop-aws-3.3.4.jar\n";
+const PROGRESS: &str =
+    "sparkboot-progress 1048576 333447844\nnoise\nsparkboot-progress 2097152 0\n";
+const SUBMIT_STDERR: &str = "25/12/04 INFO ClientEndpoint: Driver successfully submitted as driver-20251204-0001\n25/12/04 INFO ClientEndpoint: State of driver driver-20251204-0001 is FAILED, exiting spark-submit JVM.\n";
+const LOCK: &str =
+    "held 3\ntoken=abc\ncommand=converge\nhost=ctl\npid=42\nsince=2026-12-04T12:00:00Z\n";
+
 fn probe_request() -> ProbeRequest {
     let mut r = ProbeRequest::default();
     r.paths.insert("/opt/x".into());
@@ -129,6 +137,46 @@ proptest! {
     #[test]
     fn queue_messages_never_panic(text in input(crate::watch::events::tests::LAUNCH)) {
         let _ = crate::watch::events::parse(&text);
+    }
+    #[test]
+    fn jar_checksum_files_never_panic(text in input(JAR_CHECKSUM), name in "\\PC{0,40}", url in "\\PC{0,60}") {
+        use crate::spark::s3a::{check_repository, parse_checksum, Algorithm};
+        for algorithm in [Algorithm::Sha512, Algorithm::Sha256, Algorithm::Sha1] {
+            let _ = parse_checksum(&text, algorithm, &name);
+            let _ = parse_checksum(&text, algorithm, "hadoop-aws-3.3.4.jar");
+        }
+        let _ = check_repository(&url);
+        let _ = check_repository(&text);
+    }
+
+    #[test]
+    fn progress_lines_never_panic(text in input(PROGRESS), cut in any::<u16>()) {
+        // The node's output arrives in chunks cut anywhere, also inside a UTF-8 character.
+        let bytes = text.as_bytes();
+        let at = cut as usize % (bytes.len() + 1);
+        let mut lines = crate::report::transfer::ProgressLines::default();
+        let _ = lines.feed(&bytes[..at]);
+        let _ = lines.feed(&bytes[at..]);
+    }
+
+    #[test]
+    fn spark_versions_never_panic(text in input("spark-4.3.0-bin-hadoop3")) {
+        let _ = crate::spark::release::Version::parse(&text);
+        let _ = crate::spark::upgrade::version_of(&text);
+    }
+
+    #[test]
+    fn submit_output_never_panics(text in input(SUBMIT_STDERR)) {
+        for line in text.lines() {
+            let _ = crate::commands::submit::driver_news(line);
+        }
+    }
+
+    #[test]
+    fn lock_records_never_panic(text in input(LOCK)) {
+        let _ = crate::shell::lock::Holder::parse(&text);
+        let _ = crate::shell::lock::parse_observed(&text);
+        let _ = crate::shell::lock::parse_acquired(&text);
     }
 }
 

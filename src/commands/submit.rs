@@ -203,6 +203,43 @@ fn spark_submit_argv(
     Ok(argv)
 }
 
+/// What one line of spark-submit's stderr says about a cluster-mode driver.
+#[derive(Debug, PartialEq)]
+pub(crate) enum DriverNews {
+    Nothing,
+    /// "Driver successfully submitted as driver-..."
+    Submitted(String),
+    /// "State of driver driver-... is FAILED, exiting spark-submit JVM." (printed when
+    /// spark-submit waits for completion).
+    FinalState {
+        id: Option<String>,
+        state: Option<String>,
+    },
+}
+
+/// Reads a line of spark-submit's stderr (outside input: it comes from the master).
+pub(crate) fn driver_news(line: &str) -> DriverNews {
+    if let Some(rest) = line.split("State of driver ").nth(1) {
+        let mut words = rest.split_whitespace();
+        let id = words.next().map(str::to_string);
+        if words.next() == Some("is") {
+            let state = words.next().map(|s| {
+                s.trim_end_matches(|c: char| !c.is_ascii_alphabetic())
+                    .to_string()
+            });
+            return DriverNews::FinalState { id, state };
+        }
+    }
+    match line
+        .split("Driver successfully submitted as ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+    {
+        Some(id) => DriverNews::Submitted(id.to_string()),
+        None => DriverNews::Nothing,
+    }
+}
+
 /// Line-buffered output: every known secret replaced, cluster mode's driver lines noticed.
 struct Sink {
     secrets: Vec<String>,
@@ -236,22 +273,13 @@ impl Sink {
 
     fn emit_err(&mut self, line: &str) {
         let line = self.redact(line);
-        // spark-submit in standalone cluster mode logs the driver's id and, when it waits for
-        // completion, "State of driver driver-... is FAILED, exiting spark-submit JVM."
-        if let Some(rest) = line.split("Driver successfully submitted as ").nth(1) {
-            self.driver_id = rest.split_whitespace().next().map(str::to_string);
-        }
-        if let Some(rest) = line.split("State of driver ").nth(1) {
-            let mut words = rest.split_whitespace();
-            let id = words.next().map(str::to_string);
-            if words.next() == Some("is") {
-                let state = words.next().map(|s| {
-                    s.trim_end_matches(|c: char| !c.is_ascii_alphabetic())
-                        .to_string()
-                });
+        match driver_news(&line) {
+            DriverNews::Submitted(id) => self.driver_id = Some(id),
+            DriverNews::FinalState { id, state } => {
                 self.driver_state = state;
                 self.driver_id = self.driver_id.take().or(id);
             }
+            DriverNews::Nothing => {}
         }
         let mut e = std::io::stderr().lock();
         let _ = e.write_all(line.as_bytes());
