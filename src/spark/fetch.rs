@@ -55,6 +55,36 @@ pub fn published_sha512(url: &str) -> Result<String, String> {
     parse_sha512(&text, file_name).map_err(|e| format!("{sum_url}: {e}"))
 }
 
+/// Copies what `source` serves into a new file `tmp`, handing each chunk to `each` (the
+/// hashers) and telling `progress` the bytes so far and the total (when known). Errors name
+/// `url`, the address the operator configured.
+fn download_into(
+    source: &str,
+    url: &str,
+    tmp: &Path,
+    each: &mut dyn FnMut(&[u8]),
+    progress: &mut dyn FnMut(u64, Option<u64>),
+) -> Result<(), String> {
+    let (mut reader, total) = open_sized(source)?;
+    let mut file =
+        std::fs::File::create(tmp).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut done: u64 = 0;
+    loop {
+        let n = reader
+            .read(&mut buf)
+            .map_err(|e| format!("download of {url} broke off: {e}"))?;
+        if n == 0 {
+            return Ok(());
+        }
+        each(&buf[..n]);
+        file.write_all(&buf[..n])
+            .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+        done += n as u64;
+        progress(done, total);
+    }
+}
+
 /// Ensures `cache/<sha512>.tgz` holds the verified archive, downloading it once if needed.
 /// A partial or corrupt download is never left under the final name. `progress` is told the
 /// bytes so far and the total (when known) as the download goes (nothing when the archive is
@@ -73,25 +103,8 @@ pub fn cached_archive_with(
         .map_err(|e| format!("cannot create {}: {e}", cache.display()))?;
     let tmp = cache.join(format!(".{sha512}.partial.{}", std::process::id()));
     let result = (|| {
-        let (mut reader, total) = open_sized(url)?;
-        let mut done: u64 = 0;
-        let mut file = std::fs::File::create(&tmp)
-            .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
         let mut hasher = Sha512::new();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = reader
-                .read(&mut buf)
-                .map_err(|e| format!("download of {url} broke off: {e}"))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            file.write_all(&buf[..n])
-                .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-            done += n as u64;
-            progress(done, total);
-        }
+        download_into(url, url, &tmp, &mut |chunk| hasher.update(chunk), progress)?;
         let actual = hex::encode(hasher.finalize());
         if actual != sha512 {
             return Err(format!("checksum mismatch for {url}: expected {sha512}, got {actual}; nothing was cached or installed"));
@@ -218,31 +231,23 @@ pub fn cached_verified_with(
     let tmp = cache.join(format!(".{key}.partial.{}", std::process::id()));
     let result = (|| {
         // A cached file whose SHA-256 note is missing is checked again, not trusted blindly.
-        let (mut reader, total) = if dest.is_file() {
-            open_sized(&format!("file://{}", dest.display()))?
+        let source = if dest.is_file() {
+            format!("file://{}", dest.display())
         } else {
-            open_sized(url)?
+            url.to_string()
         };
-        let mut done: u64 = 0;
-        let mut file = std::fs::File::create(&tmp)
-            .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
         let mut published = Hasher::new(algorithm);
         let mut sha256 = sha2::Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
-        loop {
-            let n = reader
-                .read(&mut buf)
-                .map_err(|e| format!("download of {url} broke off: {e}"))?;
-            if n == 0 {
-                break;
-            }
-            published.update(&buf[..n]);
-            sha256.update(&buf[..n]);
-            file.write_all(&buf[..n])
-                .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
-            done += n as u64;
-            progress(done, total);
-        }
+        download_into(
+            &source,
+            url,
+            &tmp,
+            &mut |chunk| {
+                published.update(chunk);
+                sha256.update(chunk);
+            },
+            progress,
+        )?;
         let actual = published.hex();
         if actual != hex {
             return Err(format!(
