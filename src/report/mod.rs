@@ -229,6 +229,11 @@ impl<'a> ControllerTransfer<'a> {
     pub fn shown(&self) -> bool {
         self.progress.enabled
     }
+
+    /// Prints `text` on stderr above the drawn lines (they are lifted off for it).
+    pub fn note(&self, text: &str) {
+        self.progress.multi.suspend(|| eprintln!("{text}"));
+    }
 }
 
 impl Drop for ControllerTransfer<'_> {

@@ -98,6 +98,25 @@ pub fn state_secret(state_dir: &Path, name: &str) -> Result<(String, bool), Spar
     Ok((secret, true))
 }
 
+/// The controller's own download of the archive into its cache (push and s3 modes), with a
+/// `controller` progress line while it runs: from a slow mirror it is the longest wait of a
+/// first converge.
+fn cache_archive(
+    url: &str,
+    sha512: &str,
+    cache: &Path,
+    progress: &crate::report::Progress,
+) -> Result<PathBuf, String> {
+    let mut line = ControllerTransfer::new(
+        progress,
+        "Cache the Spark archive",
+        ("downloading", "downloaded"),
+    );
+    fetch::cached_archive_with(url, sha512, cache, &mut |done, total| {
+        line.update(done, total)
+    })
+}
+
 /// `cloud` is where a cloud inventory found the cluster (the bucket for `distribution = "s3"`);
 /// with `check`, nothing is uploaded.
 pub fn prepare_for(
@@ -119,16 +138,7 @@ pub fn prepare_for(
         .unwrap_or(Path::new("."))
         .join("cache/spark");
     if s.distribution == Distribution::Push {
-        let mut line = ControllerTransfer::new(
-            progress,
-            "Cache the Spark archive",
-            ("downloading", "downloaded"),
-        );
-        let cached = fetch::cached_archive_with(&s.url, &sha512, &cache, &mut |done, total| {
-            line.update(done, total)
-        });
-        drop(line);
-        let path = cached.map_err(SparkError::Push)?;
+        let path = cache_archive(&s.url, &sha512, &cache, progress).map_err(SparkError::Push)?;
         pushed.insert(sha512.clone(), path);
     }
     let mut secrets = Vec::new();

@@ -34,7 +34,7 @@ use base64::Engine as _;
 use md5::Digest as _;
 use sha2::Digest as _;
 
-use super::{fetch, SparkError};
+use super::SparkError;
 use crate::config::Config;
 use crate::inventory::aws::{self, api_error, Cloud};
 use crate::report::{ControllerTransfer, Progress};
@@ -454,9 +454,9 @@ impl Stage<'_> {
             return Err(self.failed("s3:CompleteMultipartUpload", e).await);
         }
         if kept > 0 {
-            eprintln!(
+            line.note(&format!(
                 "sparkboot: note: completed the upload {id}: {kept} part(s) kept from the interrupted upload, {sent} sent"
-            );
+            ));
         }
         Ok(())
     }
@@ -557,14 +557,7 @@ pub fn stage(
         eprintln!("sparkboot: note: would upload the Spark archive to {location} (--check uploads nothing)");
     } else {
         // Downloaded and verified once; the same cache as push mode.
-        let mut line = ControllerTransfer::new(
-            progress,
-            "Cache the Spark archive",
-            ("downloading", "downloaded"),
-        );
-        let local = fetch::cached_archive_with(url, sha512, cache, &mut |d, t| line.update(d, t))
-            .map_err(err)?;
-        drop(line);
+        let local = super::cache_archive(url, sha512, cache, progress).map_err(err)?;
         let mut line = ControllerTransfer::new(
             progress,
             &format!("Stage the Spark archive at {location}"),

@@ -273,7 +273,7 @@ fn systemd_controller_killed_at_any_point_leaves_a_cluster_the_next_run_complete
 
 /// The points of a first converge of the demo role, in the order a run reaches them.
 const KILL_POINTS: [&str; 5] = [
-    "host keys pinned",
+    "a host key pinned",
     "/opt/demo",
     "/opt/demo/demo.conf",
     "/opt/demo/secret",
@@ -281,7 +281,7 @@ const KILL_POINTS: [&str; 5] = [
 ];
 
 /// Where a first converge stands, seen from outside the run: the controller's known_hosts
-/// (written once every host's key is pinned), then each of the role's paths on every node
+/// (written when the first host's key is pinned, before any step runs), then each of the role's paths on every node
 /// (read from the nodes' upper layers on the host, so looking costs no process).
 struct KillPoints {
     state_dir: PathBuf,
@@ -404,7 +404,7 @@ fn controller_killed(flavour: Flavour, slot: u8) {
     record_on(flavour, Row {
         id: "controller-killed",
         fault: "the controller dies during a first converge",
-        injected: "SIGKILL of up to 5 runs, each at the next point reached (keys pinned; role dir, config, secret, stamp on every node) + 0-5 ms, then a normal run",
+        injected: "SIGKILL of up to 5 runs, each at the next point reached (a host key pinned; role dir, config, secret, stamp on every node) + 0-5 ms, then a normal run",
         exit: code,
         failed_host: "(none: the run after the kills)",
         rest: "every file complete and 0600 where asked, no duplicate authorized_keys line, no temporary file left",

@@ -87,6 +87,14 @@ fn recorded(moto: &Moto) -> Vec<(String, String)> {
         .collect()
 }
 
+/// `work/<dir>/<NAME>` holding `data`: a Spark archive as the source serves it.
+fn write_archive(work: &Path, dir: &str, data: &[u8]) -> std::path::PathBuf {
+    let archive = work.join(dir).join(NAME);
+    std::fs::create_dir_all(archive.parent().expect("dir")).expect("dir");
+    std::fs::write(&archive, data).expect("archive");
+    archive
+}
+
 fn write_config(path: &Path, work: &Path, lab: &Lab, archive: &Path, sha512: &str) {
     std::fs::write(
         path,
@@ -125,9 +133,7 @@ fn s3_staging_resumes_an_interrupted_multipart_upload() {
     .expect("role");
     // 33 MiB: parts 1 and 2 of 16 MiB, part 3 of 1 MiB.
     let data = bytes(33 * MIB, 0x5eed);
-    let archive = work.path().join("a").join(NAME);
-    std::fs::create_dir_all(archive.parent().expect("dir")).expect("dir");
-    std::fs::write(&archive, &data).expect("archive");
+    let archive = write_archive(work.path(), "a", &data);
     let sha = sha512_hex(&data);
     let key = format!("sparkboot/spark/{sha}/{NAME}");
 
@@ -288,9 +294,7 @@ fn s3_staging_resumes_an_interrupted_multipart_upload() {
     // left, not the per-part notes. A new 48 MiB archive (3 parts), each part held 1 s by the
     // shim as a slow uplink would, so the upload lasts long enough to be drawn.
     let data3 = bytes(48 * MIB, 0x3333);
-    let archive3 = work.path().join("c").join(NAME);
-    std::fs::create_dir_all(archive3.parent().expect("dir")).expect("dir");
-    std::fs::write(&archive3, &data3).expect("archive");
+    let archive3 = write_archive(work.path(), "c", &data3);
     let config3 = work.path().join("terminal.toml");
     write_config(&config3, work.path(), &lab, &archive3, &sha512_hex(&data3));
     let slow = MotoShim::slow(&moto.endpoint, std::time::Duration::from_secs(1));
@@ -364,9 +368,7 @@ fn s3_staging_resumes_an_interrupted_multipart_upload() {
     )
     .expect("bucket policy");
     let data2 = bytes(6 * MIB, 0x2222);
-    let archive2 = work.path().join("b").join(NAME);
-    std::fs::create_dir_all(archive2.parent().expect("dir")).expect("dir");
-    std::fs::write(&archive2, &data2).expect("archive");
+    let archive2 = write_archive(work.path(), "b", &data2);
     let config2 = work.path().join("kms.toml");
     write_config(&config2, work.path(), &lab, &archive2, &sha512_hex(&data2));
     let out = converge(&config2);
